@@ -1,0 +1,76 @@
+# Two commands set everything up on a fresh machine: `make book` and `make test`.
+# Both create .venv if needed, install the pinned requirements and the package, and fetch MNIST.
+SHELL := /bin/bash
+.SHELLFLAGS := -eo pipefail -c
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.installed
+SCALE ?= book
+EXECUTE ?= cache
+BUILD := _build
+STAMP := $(BUILD)/.exec-stamp-$(SCALE)
+
+.PHONY: help venv data models book test lab bench clean clean-data clean-all freeze
+
+help:
+	@echo "make book   - set up, fetch MNIST, train the zoo, execute every chapter, build _build/html"
+	@echo "make test   - set up, then pytest (unit tests + every notebook at smoke scale)"
+	@echo "make lab    - open the chapters in JupyterLab with the project's environment"
+	@echo "make bench  - python -m intriguing bench attack"
+	@echo "make clean  - remove _build;  clean-data: models/results/adversarial sets;  clean-all: also .venv and MNIST"
+
+$(INSTALLED): requirements.txt pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --no-deps -e .
+	@touch $@
+
+venv: $(INSTALLED)
+
+data: $(INSTALLED)
+	$(PY) -m intriguing data
+
+models: data
+	INTRIGUING_SCALE=$(SCALE) $(PY) -m intriguing train --all
+
+# The execution cache keys on notebook sources only: clear it when src/ or the scale changes.
+$(STAMP): FORCE
+	@mkdir -p $(BUILD)
+	@new=$$( (echo $(SCALE); find src -name '*.py' -print0 | sort -z | xargs -0 sha256sum) | sha256sum | cut -c1-16); \
+	 if [ "$$(cat $@ 2>/dev/null)" != "$$new" ]; then \
+	   echo "src/ or scale changed: clearing the execution cache"; \
+	   rm -rf $(BUILD)/.jupyter_cache $(BUILD)/.doctrees; echo $$new > $@; fi
+FORCE:
+
+book: models $(STAMP)
+	@if [ "$(EXECUTE)" = force ]; then \
+	   sed 's/execute_notebooks: cache/execute_notebooks: force/' _config.yml > $(BUILD)/_config.force.yml; \
+	   cfg="--config $(BUILD)/_config.force.yml"; else cfg=""; fi; \
+	 INTRIGUING_SCALE=$(SCALE) $(VENV)/bin/jupyter-book build . $$cfg -W -n --keep-going
+	@echo "The book is at $(abspath $(BUILD))/html/index.html"
+
+test: data
+	INTRIGUING_SCALE=smoke $(PY) -m pytest tests --nbmake chapters --nbmake-timeout=900
+
+lab: data
+	$(VENV)/bin/jupyter lab chapters/
+
+bench: data
+	$(PY) -m intriguing bench attack
+
+freeze: $(INSTALLED)
+	@{ echo "# Exact pins of the resolved set (Python 3.11, Linux). torch's own platform-specific wheels"; \
+	   echo "# (nvidia-*, cuda-*, triton) are left to torch's resolver so the file also installs off x86_64."; \
+	   echo "# Regenerate: make freeze"; \
+	   $(PY) -m pip freeze --exclude-editable | grep -vE '^(nvidia-|cuda-|triton==)'; } > requirements.txt
+
+clean:
+	rm -rf $(BUILD)
+
+clean-data:
+	rm -rf data/models data/results data/adversarial
+
+clean-all: clean clean-data
+	rm -rf $(VENV) data/mnist

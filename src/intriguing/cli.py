@@ -1,0 +1,105 @@
+"""Command line: ``python -m intriguing data|train|reproduce|bench ...``.
+
+Why: ``make book`` and a reader at a terminal need the same steps the chapters take: fetch and
+verify MNIST, train and cache the zoo, write the results files, and measure the attack.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from . import config
+
+
+def _cmd_data(args: argparse.Namespace) -> int:
+    from . import data
+
+    folder = data.ensure_mnist()
+    print(f"MNIST verified in {folder}")
+    return 0
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from . import zoo
+
+    names = zoo.ALL if args.all else args.names
+    if not names:
+        print("error: name one or more models, or pass --all", file=sys.stderr)
+        return 2
+    for name in names:
+        zoo.spec(name)  # validate every name before spending time on any
+    for name in names:
+        start = time.perf_counter()
+        cached = zoo.is_cached(name, scale=args.scale) and not args.retrain
+        zoo.load(name, scale=args.scale, retrain=args.retrain, device=args.device)
+        state = "cached" if cached else f"trained in {time.perf_counter() - start:.1f} s"
+        print(f"{name}: {state} -> {zoo.cache_path(name, args.scale)}")
+    return 0
+
+
+def _cmd_reproduce(args: argparse.Namespace) -> int:
+    from . import reproduce
+
+    names = args.names or list(reproduce.EXPERIMENTS)
+    unknown = [n for n in names if n not in reproduce.EXPERIMENTS]
+    if unknown:
+        print(f"error: unknown experiment(s) {unknown}; choose from {list(reproduce.EXPERIMENTS)}",
+              file=sys.stderr)
+        return 2
+    for name in names:
+        start = time.perf_counter()
+        reproduce.EXPERIMENTS[name](scale=args.scale)
+        print(f"{name}: written in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from . import bench
+
+    return bench.main(args.rest)
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser (exposed for tests and docs)."""
+    from . import zoo
+
+    p = argparse.ArgumentParser(
+        prog="python -m intriguing",
+        description="Reproduce Szegedy et al. (2014), 'Intriguing properties of neural networks'.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def with_scale(sp: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        sp.add_argument("--scale", choices=sorted(config.SCALES), default=None,
+                        help=f"experiment size (default: ${config.SCALE_ENV} or 'book')")
+        return sp
+
+    sd = sub.add_parser("data", help="fetch MNIST and verify it against pinned sha256s")
+    sd.set_defaults(func=_cmd_data)
+
+    st = with_scale(sub.add_parser("train", help="train and cache zoo models"))
+    st.add_argument("names", nargs="*", metavar="NAME", help=f"models: {', '.join(zoo.ALL)}")
+    st.add_argument("--all", action="store_true", help="every model of the zoo")
+    st.add_argument("--retrain", action="store_true", help="ignore the cache")
+    st.add_argument("--device", default=None, help="torch device, e.g. cuda (default: cpu)")
+    st.set_defaults(func=_cmd_train)
+
+    sr = with_scale(sub.add_parser("reproduce", help="run experiments, write data/results/*.json"))
+    sr.add_argument("names", nargs="*", metavar="NAME", help="experiments (default: all)")
+    sr.set_defaults(func=_cmd_reproduce)
+
+    sb = sub.add_parser("bench", help="benchmarks (e.g. `bench attack --json`)")
+    sb.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark name and its options")
+    sb.set_defaults(func=_cmd_bench)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit status. Bad arguments exit with status 2 and a message."""
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

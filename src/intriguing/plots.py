@@ -1,0 +1,112 @@
+"""Figures for the chapters: image grids, training curves, paper-vs-ours comparisons.
+
+Why: chapters stay thin (one call, one figure), and every figure follows the same rules: lowercase
+axis labels, no in-figure titles (the caption lives in the cell's ``mystnb.figure`` metadata), and
+pixel images drawn without smoothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+
+
+def image_grid(
+    images: torch.Tensor | np.ndarray,
+    *,
+    ncols: int = 10,
+    labels: Sequence[str] | None = None,
+    row_labels: Sequence[str] | None = None,
+    scale: float = 0.9,
+    cmap: str = "gray",
+    vmin: float | None = 0.0,
+    vmax: float | None = 1.0,
+) -> Figure:
+    """A grid of 28x28 images, ``ncols`` per row, optional label under each and row labels.
+
+    Args:
+        images: ``(N, 1, 28, 28)`` or ``(N, 28, 28)`` pixels (in [0,1] unless vmin/vmax say else).
+        ncols: images per row.
+        labels: one short string under each image.
+        row_labels: one string left of each row.
+        scale: inches per image.
+        cmap, vmin, vmax: passed to ``imshow`` (a difference image wants a diverging map).
+    """
+    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
+    if arr.ndim == 4:
+        arr = arr[:, 0]
+    if arr.ndim != 3:
+        raise ValueError(f"images must have shape (N, 1, H, W) or (N, H, W), got {arr.shape}")
+    n = len(arr)
+    if n == 0:
+        raise ValueError("images must not be empty")
+    if labels is not None and len(labels) != n:
+        raise ValueError(f"labels must hold {n} strings, got {len(labels)}")
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.25 if labels else 1)),
+                             squeeze=False)
+    for i, ax in enumerate(axes.flat):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        if i >= n:
+            ax.axis("off")
+            continue
+        ax.imshow(arr[i], cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
+        if labels is not None:
+            ax.set_xlabel(labels[i], fontsize=8)
+    if row_labels is not None:
+        for r, text in enumerate(row_labels[:nrows]):
+            axes[r, 0].set_ylabel(text, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.3)
+    return fig
+
+
+def training_curves(histories: dict[str, dict], *, key: str = "monitor_error") -> Figure:
+    """Test error against training progress, one line per model, on a log error axis.
+
+    Args:
+        histories: model name -> the history stored by ``zoo`` (``{"train": {...}, ...}``).
+        key: which logged series to plot ("monitor_error" is the test error, "train_error").
+    """
+    adam = {n: h for n, h in histories.items() if "iteration" not in h["train"]}
+    lbfgs = {n: h for n, h in histories.items() if "iteration" in h["train"]}
+    panels = [(adam, "epoch"), (lbfgs, "l-bfgs iteration")]
+    panels = [p for p in panels if p[0]]
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 3.4), squeeze=False)
+    for ax, (group, xlabel) in zip(axes[0], panels, strict=True):
+        for name, h in group.items():
+            series = h["train"][key]
+            steps = h["train"].get("iteration", list(range(1, len(series) + 1)))
+            ax.plot(steps, np.asarray(series) * 100, label=name, lw=1.5)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("test error (%)" if key == "monitor_error" else key.replace("_", " "))
+        ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=8, frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+def paper_vs_ours(doc: dict, field: str, *, key: str = "model", percent: bool = True) -> Figure:
+    """Paired bars of one figure of a results file: ours beside the paper's, per row."""
+    rows = [r for r in doc["rows"] if r[field]["ours"] is not None]
+    if not rows:
+        raise ValueError(f"no row of {doc.get('name')!r} has a measured {field!r}")
+    names = [r[key] for r in rows]
+    k = 100 if percent else 1
+    ours = [r[field]["ours"] * k for r in rows]
+    ref = [np.nan if r[field]["paper"] is None else r[field]["paper"] * k for r in rows]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(1.1 * len(rows) + 2, 3.2))
+    ax.bar(x - 0.2, ref, 0.4, label="paper", color="#bbbbbb")
+    ax.bar(x + 0.2, ours, 0.4, label="this book", color="#1f77b4")
+    ax.set_xticks(x, names, rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel(field.replace("_", " ") + (" (%)" if percent else ""))
+    ax.legend(frameon=False)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -1,0 +1,257 @@
+"""The paper's named MNIST models: trained once, cached under ``data/models``, verified on load.
+
+Why: every chapter attacks, probes or compares the same ten networks. Training them in each
+notebook would cost minutes per chapter and give subtly different models; here a name maps to a
+``ModelSpec`` (architecture, weight decay, training split, optimiser, epochs, seed), and
+``load(name)`` returns the trained network in eval mode, training it on the first call.
+
+Cache files are keyed by a hash of the spec, the scale and ``CACHE_VERSION`` (bumped whenever the
+training code changes what a spec produces), and read with ``torch.load(weights_only=True)``. A
+corrupted, unreadable or mismatched file is retrained with a warning, never a crash.
+
+References: Szegedy et al. 2014, arXiv:1312.6199, Tables 1 and 3.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import re
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from . import config, data, files, models, train
+
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Everything that determines a trained model.
+
+    Attributes:
+        name: the paper's name (Table 1 or 3).
+        arch: "softmax", "mlp", "autoencoder" or "conv".
+        hidden: hidden widths (mlp) or autoencoder units.
+        lambdas: per-layer weight-decay constants, input side first.
+        split: training split: "train", "P1" or "P2".
+        optimizer: "lbfgs" (full batch, convex models) or "adam".
+        epochs: Adam epochs, or L-BFGS iterations.
+        seed: seeds initialisation and shuffling.
+        batch_size, lr: Adam settings.
+        pretrain_epochs: autoencoder pre-training epochs (AE400-10 only).
+        description: the paper's description, for tables.
+    """
+
+    name: str
+    arch: str
+    hidden: tuple[int, ...]
+    lambdas: tuple[float, ...]
+    split: str
+    optimizer: str
+    epochs: int
+    seed: int
+    batch_size: int = 100
+    lr: float = 1e-3
+    pretrain_epochs: int = 0
+    description: str = field(default="", compare=False)
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+_MLP_DECAY = (1e-5, 1e-5, 1e-6)
+
+SPECS: dict[str, ModelSpec] = {
+    s.name: s
+    for s in [
+        ModelSpec("FC10(1e-4)", "softmax", (), (1e-4,), "train", "lbfgs", 500, seed=1,
+                  description="softmax on pixels, lambda=1e-4"),
+        ModelSpec("FC10(1e-2)", "softmax", (), (1e-2,), "train", "lbfgs", 500, seed=2,
+                  description="softmax on pixels, lambda=1e-2"),
+        ModelSpec("FC10(1)", "softmax", (), (1.0,), "train", "lbfgs", 500, seed=3,
+                  description="softmax on pixels, lambda=1"),
+        ModelSpec("FC100-100-10", "mlp", (100, 100), _MLP_DECAY, "train", "adam", 40, seed=4,
+                  description="sigmoid network, lambda=1e-5, 1e-5, 1e-6"),
+        ModelSpec("FC200-200-10", "mlp", (200, 200), _MLP_DECAY, "train", "adam", 40, seed=5,
+                  description="sigmoid network, lambda=1e-5, 1e-5, 1e-6"),
+        ModelSpec("AE400-10", "autoencoder", (400,), (1e-6,), "train", "lbfgs", 500, seed=6,
+                  pretrain_epochs=20,
+                  description="autoencoder with softmax, lambda=1e-6"),
+        ModelSpec("FC100-100-10@P1", "mlp", (100, 100), _MLP_DECAY, "P1", "adam", 60, seed=7,
+                  description="FC100-100-10 trained on P1"),
+        ModelSpec("FC123-456-10@P1", "mlp", (123, 456), _MLP_DECAY, "P1", "adam", 60, seed=8,
+                  description="FC123-456-10 trained on P1"),
+        ModelSpec("FC100-100-10'@P2", "mlp", (100, 100), _MLP_DECAY, "P2", "adam", 60, seed=9,
+                  description="FC100-100-10' trained on P2"),
+        ModelSpec("ConvNet", "conv", (), (1e-5, 1e-5, 1e-5, 1e-6), "train", "adam", 8, seed=10,
+                  description="convolutional net for Property 1 (ours; the paper gives none)"),
+    ]
+}
+
+TABLE1 = ["FC10(1e-4)", "FC10(1e-2)", "FC10(1)", "FC100-100-10", "FC200-200-10", "AE400-10"]
+TABLE3 = ["FC100-100-10@P1", "FC123-456-10@P1", "FC100-100-10'@P2"]
+ALL = list(SPECS)
+
+
+def spec(name: str) -> ModelSpec:
+    """The spec of a named model; ValueError listing the names for an unknown one."""
+    if name not in SPECS:
+        raise ValueError(f"name must be one of {ALL}, got {name!r}")
+    return SPECS[name]
+
+
+def build(s: ModelSpec) -> models.DecayedNet:
+    """An untrained network for a spec (initialised from ``s.seed``)."""
+    torch.manual_seed(s.seed)
+    if s.arch == "softmax":
+        return models.Softmax(s.lambdas[0])
+    if s.arch == "mlp":
+        return models.SigmoidMLP(s.hidden, s.lambdas)
+    if s.arch == "autoencoder":
+        return models.AutoencoderSoftmax(s.hidden[0], s.lambdas[0])
+    if s.arch == "conv":
+        return models.ConvNet(s.lambdas)
+    raise ValueError(f"unknown arch {s.arch!r} in spec {s.name!r}")
+
+
+def epochs_at(s: ModelSpec, scale: config.Scale) -> tuple[int, int]:
+    """``(epochs or iterations, pre-training epochs)`` after the scale's epoch factor."""
+    def scaled(n: int) -> int:
+        return max(1, round(n * scale.epoch_factor)) if n else 0
+
+    return scaled(s.epochs), scaled(s.pretrain_epochs)
+
+
+def cache_key(s: ModelSpec, scale: config.Scale) -> str:
+    """12 hex digits of sha256 over the spec, the scale and ``CACHE_VERSION``."""
+    payload = {"spec": s.as_dict(), "scale": scale.as_dict(), "version": CACHE_VERSION}
+    payload["spec"].pop("description")
+    text = json.dumps(payload, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def cache_path(name: str, scale: str | config.Scale | None = None) -> Path:
+    """Where the trained weights of ``name`` at ``scale`` live."""
+    s, sc = spec(name), config.get_scale(scale)
+    slug = re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_")
+    return config.models_dir() / f"{slug}-{sc.name}-{cache_key(s, sc)}.pt"
+
+
+def _train(s: ModelSpec, scale: config.Scale, device: torch.device, progress: bool) -> tuple[nn.Module, dict]:
+    gen = config.seed_everything(s.seed)
+    x, y = data.load_mnist(s.split, limit=scale.train_limit)
+    xt, yt = data.load_mnist("test", limit=scale.test_limit)
+    x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
+    model = build(s).to(device)
+    epochs, pre_epochs = epochs_at(s, scale)
+    history: dict = {}
+    start = time.perf_counter()
+    if s.arch == "autoencoder":
+        ae = models.SparseAutoencoder(s.hidden[0]).to(device)
+        history["pretrain"] = train.pretrain_autoencoder(
+            ae, x, epochs=pre_epochs, generator=gen, progress=progress)
+        model.load_encoder(ae)
+    if s.arch == "autoencoder":
+        # The encoder is frozen, so the softmax on top is a convex problem on fixed features:
+        # fit it on features computed once instead of re-encoding 60,000 images per evaluation.
+        head = models.SoftmaxHead(model.body.out, s.lambdas[0])
+        with torch.no_grad():
+            f, ft = model.features(x), model.features(xt)
+        history["train"] = train.fit_lbfgs(
+            head, f, y, iterations=epochs, monitor=(ft, yt), progress=progress, desc=s.name)
+    elif s.optimizer == "lbfgs":
+        history["train"] = train.fit_lbfgs(
+            model, x, y, iterations=epochs, monitor=(xt, yt), progress=progress, desc=s.name)
+    else:
+        history["train"] = train.fit_adam(
+            model, x, y, epochs=epochs, batch_size=s.batch_size, lr=s.lr, generator=gen,
+            monitor=(xt, yt), progress=progress, desc=s.name)
+    history["seconds"] = time.perf_counter() - start
+    return model.eval(), history
+
+
+_MEMO: dict[tuple[str, str], dict] = {}
+
+
+def _read_cache(path: Path, key: str) -> dict | None:
+    """The cached entry, or None (with a warning) when it is missing, unreadable or stale."""
+    if not path.exists():
+        return None
+    try:
+        entry = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(entry, dict) or entry.get("key") != key:
+            raise ValueError(f"cache key {entry.get('key') if isinstance(entry, dict) else None!r} != {key!r}")
+        return entry
+    except Exception as exc:  # any failure to read means: retrain
+        warnings.warn(f"model cache {path} is corrupted or stale ({exc}); retraining", stacklevel=3)
+        return None
+
+
+def load(
+    name: str,
+    *,
+    scale: str | config.Scale | None = None,
+    device: str | torch.device | None = None,
+    retrain: bool = False,
+    progress: bool = True,
+) -> nn.Module:
+    """The trained model ``name`` in eval mode, trained and cached on first use.
+
+    Args:
+        name: one of ``ALL`` (the paper's names, e.g. "FC200-200-10", "FC100-100-10'@P2").
+        scale: "smoke", "book" or "paper" (default: ``$INTRIGUING_SCALE`` or "book").
+        device: where the returned model lives (and trains, when it must); default CPU.
+        retrain: ignore any cache and train again.
+        progress: tqdm bars while training.
+
+    Returns:
+        An ``nn.Module`` in eval mode taking ``(N, 1, 28, 28)`` pixels in [0,1], returning logits.
+    """
+    s, sc = spec(name), config.get_scale(scale)
+    dev = config.resolve_device(device)
+    key = cache_key(s, sc)
+    path = cache_path(name, sc)
+    entry = None if retrain else _MEMO.get((name, key)) or _read_cache(path, key)
+    if entry is None:
+        model, history = _train(s, sc, dev, progress)
+        entry = {
+            "key": key,
+            "name": name,
+            "spec": json.dumps(s.as_dict()),
+            "scale": sc.name,
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "history": history,
+            "torch": str(torch.__version__),
+        }
+        files.atomic_torch_save(path, entry)
+    _MEMO[(name, key)] = entry
+    model = build(s)
+    try:
+        model.load_state_dict(entry["state_dict"])
+    except RuntimeError as exc:  # shape mismatch: a stale file that slipped through the key
+        warnings.warn(f"model cache {path} does not fit {name} ({exc}); retraining", stacklevel=2)
+        _MEMO.pop((name, key), None)
+        return load(name, scale=sc, device=device, retrain=True, progress=progress)
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(dev).eval()
+
+
+def history(name: str, *, scale: str | config.Scale | None = None) -> dict:
+    """The training history stored with the cached model (training it first if needed)."""
+    s, sc = spec(name), config.get_scale(scale)
+    load(name, scale=sc)
+    return copy.deepcopy(_MEMO[(name, cache_key(s, sc))]["history"])
+
+
+def is_cached(name: str, *, scale: str | config.Scale | None = None) -> bool:
+    """Whether a readable cache file for ``name`` at ``scale`` exists."""
+    s, sc = spec(name), config.get_scale(scale)
+    return _read_cache(cache_path(name, sc), cache_key(s, sc)) is not None
