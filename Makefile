@@ -44,7 +44,13 @@ $(STAMP): FORCE
 	   rm -rf $(BUILD)/.jupyter_cache $(BUILD)/.doctrees; echo $$new > $@; fi
 FORCE:
 
-book: models $(STAMP)
+# Widget manager, require.js and MathJax, fetched from pinned npm tarballs (no CDN in the book).
+WEB := book/_web/.manifest.json
+$(WEB): src/intriguing/webassets.py $(INSTALLED)
+	$(PY) -m intriguing.webassets --dest book/_web
+	@touch $@
+
+book: models $(STAMP) $(WEB)
 	@if [ "$(EXECUTE)" = force ]; then \
 	   sed 's/execute_notebooks: cache/execute_notebooks: force/' _config.yml > $(BUILD)/_config.force.yml; \
 	   cfg="--config $(BUILD)/_config.force.yml"; else cfg=""; fi; \

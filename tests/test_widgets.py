@@ -1,0 +1,348 @@
+"""The attack viewers: frame data, pure render functions, the static viewer's structure, the live
+viewer's memoised solves. All synthetic and fast (no trained model, no browser)."""
+
+from __future__ import annotations
+
+import io
+import itertools
+
+import ipywidgets
+import numpy as np
+import pytest
+import torch
+from ipywidgets.widgets.widget_link import Link
+from PIL import Image
+
+from intriguing import widgets as W
+
+N_IMG, T, C, M = 2, 3, 4, 2
+C_GRID = [0.01, 0.1, 1.0, 10.0]
+TARGETS = [0, 3, 8]
+LABELS = [3, 8]
+NAMES = ["source net", "other <net>"]
+
+
+class FakeAttack:
+    """Not an attack: adds 0.05 * (target + 1) / (1 + c) to every pixel; records each call."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[tuple[int, ...], list[int], float]] = []
+
+    def __call__(self, model, x, targets, *, c):
+        self.calls.append((tuple(x.shape), targets.tolist(), c))
+        shift = 0.05 * (targets.float() + 1) / (1 + c)
+        return (x + shift[:, None, None, None]).clamp(0, 1)
+
+
+def _models(n: int = M) -> list[torch.nn.Module]:
+    torch.manual_seed(0)
+    return [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+            for _ in range(n)]
+
+
+def _images(n: int = N_IMG) -> torch.Tensor:
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(n, 1, 28, 28, generator=g) * 0.5
+
+
+@pytest.fixture(scope="module")
+def frames() -> W.AttackFrames:
+    return W.precompute_frames(_models(), NAMES, _images(), LABELS, C_GRID, TARGETS, FakeAttack())
+
+
+def _valid_kwargs() -> dict:
+    rng = np.random.default_rng(0)
+    p = rng.random((1, 2, 3, 2, 10))
+    return dict(originals=rng.random((1, 28, 28)), labels=[4], c_grid=[0.1, 1.0, 10.0],
+                targets=[1, 2], adversarial=rng.random((1, 2, 3, 28, 28)),
+                distortion=rng.random((1, 2, 3)), probs=p / p.sum(-1, keepdims=True),
+                model_names=np.array(["a", "b"]), source="a")
+
+
+# --------------------------------------------------------------------------------------------
+# precompute_frames
+
+
+def test_precompute_batches_one_call_per_c(frames):
+    attack = FakeAttack()
+    x = _images()
+    out = W.precompute_frames(_models(), NAMES, x, LABELS, C_GRID, TARGETS, attack)
+    assert [c for _, _, c in attack.calls] == C_GRID
+    for shape, tg, _ in attack.calls:
+        assert shape == (N_IMG * T, 1, 28, 28)
+        assert tg == TARGETS * N_IMG  # pair p = i*T + t
+    assert out.shape == (N_IMG, T, C, M)
+    i, t, k = 1, 2, 3
+    want = (x[i, 0] + 0.05 * (TARGETS[t] + 1) / (1 + C_GRID[k])).clamp(0, 1).numpy()
+    np.testing.assert_allclose(out.adversarial[i, t, k], want, atol=1e-6)
+    np.testing.assert_allclose(out.distortion[i, t, k],
+                               np.sqrt(((want - x[i, 0].numpy()) ** 2).mean()), rtol=1e-5)
+    logits = _models()[1](torch.as_tensor(want)[None, None])
+    np.testing.assert_allclose(out.probs[i, t, k, 1], torch.softmax(logits, 1)[0].detach(),
+                               atol=1e-6)
+    np.testing.assert_array_equal(out.originals, x[:, 0].numpy())
+    assert out.model_names.tolist() == NAMES and out.source == NAMES[0]
+
+
+def test_precompute_source_index_puts_the_attacked_model_first():
+    attack = FakeAttack()
+    models = _models(3)
+    seen = []
+
+    def spy(model, x, targets, *, c):
+        seen.append(model)
+        return attack(model, x, targets, c=c)
+
+    out = W.precompute_frames(models, ["a", "b", "c"], _images(1), [5], [1.0], [2], spy,
+                              source_index=2)
+    assert seen == [models[2]]
+    assert out.model_names.tolist() == ["c", "a", "b"] and out.source == "c"
+
+
+def test_precompute_accepts_an_attack_result_object():
+    class Result:
+        def __init__(self, adv):
+            self.adversarial = adv
+            self.distortion = torch.full((len(adv),), 123.0)  # ignored: recomputed
+
+    out = W.precompute_frames(_models(1), ["a"], _images(1), [5], [1.0], [2],
+                              lambda m, x, y, *, c: Result(x.clone()))
+    assert out.distortion.max() == 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# AttackFrames
+
+
+@pytest.mark.parametrize("field, value, match", [
+    ("originals", np.zeros((1, 28, 27)), "originals must have shape"),
+    ("originals", np.full((1, 28, 28), 1.5), "originals must hold finite values in"),
+    ("labels", [4, 5], r"labels must have shape \(1,\)"),
+    ("labels", [10], "labels must be classes"),
+    ("labels", [4.0], "labels must hold integers"),
+    ("c_grid", [1.0, 0.1, 10.0], "c_grid must be strictly ascending"),
+    ("c_grid", [0.0, 1.0, 2.0], "c_grid must hold positive"),
+    ("targets", [1, 1], "targets must be distinct"),
+    ("targets", [-1, 2], "targets must be classes"),
+    ("adversarial", np.zeros((1, 2, 2, 28, 28)), "adversarial must have shape"),
+    ("distortion", np.full((1, 2, 3), -1.0), "distortion must hold non-negative"),
+    ("probs", np.full((1, 2, 3, 2, 10), 0.5), "probs must sum to 1"),
+    ("probs", np.full((1, 2, 3, 2, 9), 0.1), "probs must have shape"),
+    ("model_names", np.array(["a"]), "model_names must have shape"),
+    ("model_names", np.array(["a", "a"]), "model_names must be distinct"),
+    ("source", "b", r"source must be model_names\[0\]"),
+])
+def test_attack_frames_validation(field, value, match):
+    kwargs = _valid_kwargs()
+    kwargs[field] = value
+    with pytest.raises(ValueError, match=match):
+        W.AttackFrames(**kwargs)
+
+
+def test_attack_frames_npz_round_trip(tmp_path, frames):
+    path = frames.save(tmp_path / "sub" / "frames.npz")
+    back = W.AttackFrames.load(path)
+    for name in ("originals", "labels", "c_grid", "targets", "adversarial", "distortion", "probs",
+                 "model_names"):
+        np.testing.assert_array_equal(getattr(back, name), getattr(frames, name))
+    assert back.source == frames.source
+    with np.load(path, allow_pickle=False) as z:  # nothing pickled
+        assert {"format", "source", "probs"} <= set(z.files)
+    assert [p.name for p in path.parent.iterdir()] == ["frames.npz"]  # no temp file left
+
+
+def test_attack_frames_load_rejects_other_files(tmp_path):
+    path = tmp_path / "x.npz"
+    np.savez(path, a=np.zeros(2))
+    with pytest.raises(ValueError, match="not an AttackFrames file"):
+        W.AttackFrames.load(path)
+
+
+# --------------------------------------------------------------------------------------------
+# Render functions
+
+
+def test_render_png_is_a_small_strip(frames):
+    png = W.render_png(frames, 1, 2, 0)
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    assert len(png) < 8000
+    img = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    assert img.shape == (28, 3 * 28 + 2 * W.GAP, 3)
+    np.testing.assert_allclose(img[:, :28, 0], np.rint(frames.originals[1] * 255), atol=1)
+    a0 = 28 + W.GAP
+    np.testing.assert_allclose(img[:, a0:a0 + 28, 0], np.rint(frames.adversarial[1, 2, 0] * 255),
+                               atol=1)
+    assert (img[:, 28:a0] == 255).all()  # white gap
+    big = Image.open(io.BytesIO(W.render_png(frames, 1, 2, 0, scale=3)))
+    assert big.size == (3 * (3 * 28 + 2 * W.GAP), 3 * 28)
+    with pytest.raises(ValueError, match="k must be in"):
+        W.render_png(frames, 0, 0, C)
+
+
+def test_difference_panel_is_grey_where_nothing_changed():
+    x = np.zeros((28, 28))
+    a = x.copy()
+    a[3, 4], a[5, 6] = 0.2, 0.1
+    rgb, gain = W.strip_array(x, a)
+    diff = rgb[:, 2 * (28 + W.GAP):]
+    assert gain == pytest.approx(5.0)
+    assert tuple(diff[0, 0]) == (128, 128, 128)
+    assert tuple(diff[3, 4]) == (202, 0, 32)  # the largest change: full red
+    assert diff[5, 6, 0] > 128 > diff[5, 6, 2]  # half-way to red
+    _, none = W.strip_array(x, x)
+    assert none == 0.0
+    rgb_neg, _ = W.strip_array(a, x)
+    assert tuple(rgb_neg[3, 2 * (28 + W.GAP) + 4]) == (5, 113, 176)  # darkened: blue
+
+
+def test_render_panel_html_lists_every_model_and_the_target_probability(frames):
+    i, t, k = 0, 2, 1
+    panel = W.render_panel_html(frames, i, t, k)
+    assert "source net" in panel and "other &lt;net&gt;" in panel  # names escaped
+    for m in range(M):
+        assert f"{frames.probs[i, t, k, m, TARGETS[t]]:.2f}" in panel
+    assert f"target {TARGETS[t]}" in panel and "c = 1e-1" in panel
+    assert f"distortion {frames.distortion[i, t, k]:.3f}" in panel
+
+
+def test_panel_marks_success():
+    probs = np.full((2, 10), 0.01)
+    probs[0, 5], probs[1, 3] = 0.91, 0.91  # the source says 5 (the target), the other says 3
+    panel = W.panel_html(model_names=["src", "other"], probs=probs, label=3, target=5, c=0.1,
+                         distortion=0.05, gain=4.0)
+    rows = panel.split("<tr")[2:]
+    assert 'class="hit"' in rows[0] and "&#10004;" in rows[0] and "width:91.0%" in rows[0]
+    assert 'class="ok"' in rows[1] and "&#10004;" not in rows[1]
+    assert "reached" in panel and "not reached" not in panel
+    same = W.panel_html(model_names=["src"], probs=probs[:1], label=5, target=5, c=0.1,
+                        distortion=0.0, gain=0.0)
+    assert "is the true label" in same and "&#10004;" not in same
+
+
+def test_c_labels_are_short_and_distinct():
+    assert W.c_labels([0.01, 0.0316, 0.1, 1.0, 10.0]) == ["1e-2", "3.2e-2", "1e-1", "1e0", "1e1"]
+    assert len(set(W.c_labels([0.01, 0.0101, 0.0102]))) == 3
+
+
+# --------------------------------------------------------------------------------------------
+# Static viewer
+
+
+def _follow_links(viewer: W.AttackViewer) -> None:
+    """What jslink does in the browser: copy each source value to its target."""
+    for link in viewer.links:
+        (src, src_attr), (dst, dst_attr) = link.source, link.target
+        setattr(dst, dst_attr, getattr(src, src_attr))
+
+
+def _shown(viewer: W.AttackViewer) -> ipywidgets.Box:
+    node = viewer.frames_area
+    while isinstance(node, ipywidgets.Stack):
+        node = node.children[node.selected_index]
+    return node
+
+
+def test_static_viewer_nests_stacks_image_target_c(frames):
+    viewer = W.static_viewer(frames)
+    outer = viewer.frames_area
+    assert isinstance(outer, ipywidgets.Stack) and len(outer.children) == N_IMG
+    for i, by_t in enumerate(outer.children):
+        assert isinstance(by_t, ipywidgets.Stack) and len(by_t.children) == T
+        for t, by_c in enumerate(by_t.children):
+            assert isinstance(by_c, ipywidgets.Stack) and len(by_c.children) == C
+            for k, frame in enumerate(by_c.children):
+                image, panel = frame.children
+                assert isinstance(image, ipywidgets.Image) and "pixelated" in image._dom_classes
+                assert image.value == W.render_png(frames, i, t, k)
+                assert panel.value == W.render_panel_html(frames, i, t, k)
+
+
+def test_static_viewer_controls_drive_the_stacks_by_jslink_only(frames):
+    viewer = W.static_viewer(frames)
+    ctl = viewer.controls
+    assert all(isinstance(link, Link) for link in viewer.links)
+    assert len(viewer.links) == 1 + N_IMG + N_IMG * T
+    assert {id(link.source[0]) for link in viewer.links} == {id(ctl.image), id(ctl.target),
+                                                             id(ctl.c)}
+    assert ctl.c.options[0][0] == "1e-2" and len(ctl.c.options) == C
+    for i, t, k in itertools.product(range(N_IMG), range(T), range(C)):
+        ctl.image.index, ctl.target.index, ctl.c.index = i, t, k
+        _follow_links(viewer)
+        image, panel = _shown(viewer).children
+        assert image.value == W.render_png(frames, i, t, k), (i, t, k)
+        assert panel.value == W.render_panel_html(frames, i, t, k)
+
+
+def test_static_viewer_default_frame_is_meaningful(frames):
+    viewer = W.static_viewer(frames)
+    ctl = viewer.controls
+    i, t, k = ctl.image.index, ctl.target.index, ctl.c.index
+    assert (i, k) == (0, C // 2) and TARGETS[t] != LABELS[0]
+    before = _shown(viewer)
+    _follow_links(viewer)  # the state saved in the page agrees with the controls already
+    assert _shown(viewer) is before
+    assert before.children[0].value == W.render_png(frames, i, t, k)
+
+
+def test_static_viewer_state_stays_small():
+    """3 images x 10 targets x 9 c x 10 models, noise images (worst case for PNG): < 10 MB."""
+    rng = np.random.default_rng(0)
+    shape = (3, 10, 9)
+    p = rng.random((*shape, 10, 10))
+    big = W.AttackFrames(
+        originals=rng.random((3, 28, 28)), labels=[7, 2, 1], c_grid=np.logspace(-3, 1, 9),
+        targets=list(range(10)), adversarial=rng.random((*shape, 28, 28)),
+        distortion=rng.random(shape), probs=p / p.sum(-1, keepdims=True),
+        model_names=np.array([f"model {m}" for m in range(10)]), source="model 0")
+    size = W.widget_state_bytes(W.static_viewer(big))
+    assert size < 10e6, f"{size / 1e6:.1f} MB"
+
+
+def test_questions():
+    q = W.questions("Why?", "How?")
+    assert isinstance(q, ipywidgets.HTML) and q.value.count("<li>") == 2 and "Think!" in q.value
+    with pytest.raises(ValueError, match="at least one"):
+        W.questions()
+
+
+# --------------------------------------------------------------------------------------------
+# Live viewer
+
+
+def test_live_viewer_solves_on_demand_and_memoises(frames):
+    attack = FakeAttack()
+    viewer = W.live_viewer(_models(), _images(), LABELS, c_grid=C_GRID, attack_fn=attack,
+                           model_names=NAMES, targets=TARGETS)
+    ctl = viewer.controls
+    start = (ctl.image.index, ctl.target.index, ctl.c.index)
+    assert len(attack.calls) == 1 and attack.calls[0][0] == (1, 1, 28, 28)
+    image, panel = viewer.frames_area.children
+    # the same pixels and panel as the static viewer's frame
+    assert image.value == W.render_png(frames, *start)
+    assert panel.value == W.render_panel_html(frames, *start)
+    ctl.c.index = 0
+    assert len(attack.calls) == 2 and attack.calls[-1][2] == C_GRID[0]
+    assert image.value == W.render_png(frames, start[0], start[1], 0)
+    ctl.target.index = 2
+    ctl.image.index = 1
+    assert image.value == W.render_png(frames, 1, 2, 0)
+    assert panel.value == W.render_panel_html(frames, 1, 2, 0)
+    n = len(attack.calls)
+    ctl.image.index, ctl.target.index, ctl.c.index = start
+    ctl.image.index = 1
+    ctl.image.index = start[0]
+    assert len(attack.calls) == n + 1  # only (1, start_t, start_k) was new
+    assert set(viewer.cache) >= {start, (1, 2, 0)}
+
+
+def test_live_viewer_accepts_one_model_or_a_dict():
+    attack = FakeAttack()
+    one = W.live_viewer(_models(1)[0], _images(1), [3], c_grid=[1.0], attack_fn=attack)
+    assert "Sequential" in one.frames_area.children[1].value
+    named = W.live_viewer(dict(zip(NAMES, _models(), strict=True)), _images(1)[:, 0], [3],
+                          c_grid=[0.1, 1.0], attack_fn=attack)
+    assert "other &lt;net&gt;" in named.frames_area.children[1].value
+    with pytest.raises(ValueError, match="c_grid must be strictly ascending"):
+        W.live_viewer(_models(1), _images(1), [3], c_grid=[1.0, 0.1], attack_fn=attack)
+    with pytest.raises(ValueError, match="images must have shape"):
+        W.live_viewer(_models(1), torch.zeros(1, 3, 28, 28), [3], c_grid=[1.0], attack_fn=attack)
