@@ -45,7 +45,7 @@ CDN = re.compile(r"jsdelivr|cdnjs|unpkg|googleapis|mathjax\.org|cloudflare")
 # when a reader presses a launch button, which this book does not configure.
 THEBE_DECLARATION = re.compile(r'const THEBE_JS_URL = "https://unpkg\.com/thebe@[0-9.]+/lib/index\.js"')
 PIXEL_TOL = 24  # a channel difference below this is anti-aliasing, not a change
-CHANGED_FRACTION = 0.002  # at least this share of the viewer's pixels must change
+CHANGED_FRACTION = 0.0005  # share of the viewer's pixels a move must change (no change: 0)
 TIMEOUT_MS = 60_000
 
 

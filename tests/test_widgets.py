@@ -214,6 +214,7 @@ def test_panel_marks_success():
     assert 'class="hit"' in rows[0] and "&#10004;" in rows[0] and "width:91.0%" in rows[0]
     assert 'class="ok"' in rows[1] and "&#10004;" not in rows[1]
     assert "reached" in panel and "not reached" not in panel
+    assert "0 of 1 other models misclassify it" in panel
     same = W.panel_html(model_names=["src"], probs=probs[:1], label=5, target=5, c=0.1,
                         distortion=0.0, gain=0.0)
     assert "is the true label" in same and "&#10004;" not in same

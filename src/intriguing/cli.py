@@ -55,6 +55,12 @@ def _cmd_reproduce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_assets(args: argparse.Namespace) -> int:
+    from . import webassets
+
+    return webassets.main(["--force"] if args.force else [])
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -88,6 +94,10 @@ def parser() -> argparse.ArgumentParser:
     sr = with_scale(sub.add_parser("reproduce", help="run experiments, write data/results/*.json"))
     sr.add_argument("names", nargs="*", metavar="NAME", help="experiments (default: all)")
     sr.set_defaults(func=_cmd_reproduce)
+
+    sa = sub.add_parser("assets", help="fetch the book's offline JavaScript (widgets, MathJax)")
+    sa.add_argument("--force", action="store_true", help="fetch again even if present")
+    sa.set_defaults(func=_cmd_assets)
 
     sb = sub.add_parser("bench", help="benchmarks (e.g. `bench attack --json`)")
     sb.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark name and its options")

@@ -51,3 +51,37 @@ def comparison(
             f"<tbody>{''.join(body)}</tbody></table>"
             f'<p class="caption-note">scale: {html.escape(doc["scale"])}; '
             f'{doc["seconds"]:.1f} s; commit {html.escape(doc["commit"][:12])}</p>')
+
+
+def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A plain HTML table; cells are escaped ``str()`` of each value."""
+    for r in rows:
+        if len(r) != len(header):
+            raise ValueError(f"every row must have {len(header)} cells, got {len(r)}")
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f'<table class="plain"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def model_specs(names: Sequence[str], scale: object = None) -> str:
+    """The zoo's models as a table: architecture, weight decay, split, optimiser, training time."""
+    from . import config, zoo
+
+    sc = config.get_scale(scale)
+    rows = []
+    for name in names:
+        s = zoo.spec(name)
+        epochs, pre = zoo.epochs_at(s, sc)
+        if s.optimizer == "lbfgs":
+            how = f"full-batch L-BFGS, <= {epochs} iterations"
+            if s.arch == "autoencoder":
+                how = f"AE pre-training {pre} epochs (Adam); softmax: " + how
+        else:
+            how = f"Adam, lr {s.lr:g}, batch {s.batch_size}, {epochs} epochs"
+        hist = zoo.history(name, scale=sc)
+        done = hist["train"].get("iteration", [len(hist["train"]["loss"])])[-1]
+        rows.append([name, s.description, ", ".join(f"{v:g}" for v in s.lambdas), s.split, how,
+                     int(done), f"{hist['seconds']:.0f}"])
+    return html_table(["model", "description", "lambda per layer", "trained on", "optimiser",
+                       "epochs / iterations run", "seconds"], rows)

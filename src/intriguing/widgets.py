@@ -317,6 +317,9 @@ def panel_html(*, model_names: Sequence[str], probs: np.ndarray, label: int, tar
         reached = "reached" if preds[0] == target else "not reached"
         head = f"label {label} &rarr; target {target}: {reached}"
     magn = f"difference &times;{gain:.0f}" if gain > 0 else "no change"
+    if len(model_names) > 1 and target != label:
+        wrong = int((preds[1:] != label).sum())
+        head += f"; {wrong} of {len(model_names) - 1} other models misclassify it"
     rows = []
     for m, name in enumerate(model_names):
         pred, p = int(preds[m]), float(probs[m, target])
