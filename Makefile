@@ -54,7 +54,7 @@ book: models $(STAMP) $(WEB)
 	@if [ "$(EXECUTE)" = force ]; then \
 	   sed 's/execute_notebooks: cache/execute_notebooks: force/' _config.yml > $(BUILD)/_config.force.yml; \
 	   cfg="--config $(BUILD)/_config.force.yml"; else cfg=""; fi; \
-	 INTRIGUING_SCALE=$(SCALE) $(VENV)/bin/jupyter-book build . $$cfg -W -n --keep-going
+	 INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 $(VENV)/bin/jupyter-book build . $$cfg -W -n --keep-going
 	@echo "The book is at $(abspath $(BUILD))/html/index.html"
 
 test: data

@@ -69,9 +69,6 @@ class LBFGSSettings:
         search_steps: number of solves per image in the search over ``c``.
         c_floor: the search gives an image up when it would go below this ``c`` without any
             success.
-        warm_memory: keep each image's curvature pairs from one solve to the next, moved to the
-            new ``c`` exactly (``y += 2 (c_new - c_old) s``, since only the norm term depends on
-            ``c``), instead of starting every solve with an empty memory.
         chunk_size: images solved together (bounds memory: about ``2 * memory * chunk_size * n``
             floats for the curvature pairs).
     """
@@ -87,7 +84,6 @@ class LBFGSSettings:
     c_growth: float = 10.0
     search_steps: int = 8
     c_floor: float = 1e-6
-    warm_memory: bool = True
     chunk_size: int = 1000
 
     def __post_init__(self) -> None:
@@ -99,8 +95,6 @@ class LBFGSSettings:
             value = getattr(self, name)
             if not _is_real(value) or not math.isfinite(value) or value < 0:
                 raise ValueError(f"settings.{name} must be a finite number >= 0, got {value!r}")
-        if not isinstance(self.warm_memory, bool):
-            raise ValueError(f"settings.warm_memory must be a bool, got {self.warm_memory!r}")
         if not _is_real(self.armijo) or not 0 < self.armijo < 1:
             raise ValueError(f"settings.armijo must be in (0, 1), got {self.armijo!r}")
         if not _is_real(self.c_init) or not math.isfinite(self.c_init) or self.c_init <= 0:
@@ -263,11 +257,9 @@ def lbfgs(model: nn.Module, images: Tensor, targets: Tensor, *, c: float | None 
     for lo in range(0, n_images, settings.chunk_size):
         x0 = x_all[lo:lo + settings.chunk_size]
         t = t_all[lo:lo + settings.chunk_size]
-        store = (_Memory.empty(len(x0), settings.memory, x0.shape[1], x0)
-                 if settings.warm_memory else None)
 
-        def solve(start: Tensor, ids: Tensor, cs: Tensor, x0=x0, t=t, store=store):
-            return solver.solve(start, x0[ids], t[ids], cs, store, ids)
+        def solve(start: Tensor, ids: Tensor, cs: Tensor, x0=x0, t=t):
+            return solver.solve(start, x0[ids], t[ids], cs)
 
         parts.append(_search(solve, objective.predict, x0, t, c_fixed, settings))
         if bar is not None:
@@ -393,78 +385,23 @@ class _Objective:
 # The batched projected L-BFGS
 
 
-class _Memory:
-    """L-BFGS curvature pairs of ``B`` rows, kept between solves in chronological order.
+def _two_loop(sv: Tensor, yv: Tensor, sy: Tensor, yy: Tensor, rho: Tensor, scale: Tensor,
+              order: list[int]) -> Tensor:
+    """The L-BFGS two-loop recursion, run on inner products only.
 
-    ``pairs (B, 2m, n)``: rows ``0..m-1`` hold ``s`` (steps), rows ``m..2m-1`` hold ``y``
-    (gradient changes) for the objective at ``c``; slot 0 is the oldest. The Gram matrices
-    ``ss, sy, yy (B, m, m)`` hold ``s_i.s_j``, ``s_i.y_j``, ``y_i.y_j``, so the two-loop
-    recursion needs only two passes over ``pairs`` per iteration. ``rho (B, m)`` is ``1 / s_i.y_i``
-    and 0 for an empty or rejected slot, which makes that slot a no-op for that row alone.
-    ``gamma (B,)`` is the initial inverse-Hessian scale ``s.y / y.y`` of the newest pair (NaN
-    before any pair).
+    The textbook recursion's dot products ``s_i.q`` and ``y_i.r`` are sums of ``s_i.v``,
+    ``y_i.v`` (``sv, yv (B, m)``) and Gram entries ``s_i.y_j``, ``y_i.y_j`` (``sy, yy (B, m, m)``),
+    so the recursion runs on ``(B, m)`` numbers and the ``n``-vectors are read once afterwards.
+    A slot with ``rho = 0`` (empty or rejected) drops out for its row. ``order`` lists the slots
+    newest first. Returns ``coef (B, 2m)`` with ``H v = scale * v + coef @ [S; Y]``.
     """
-
-    def __init__(self, pairs: Tensor, ss: Tensor, sy: Tensor, yy: Tensor, rho: Tensor,
-                 gamma: Tensor, c: Tensor):
-        self.pairs, self.ss, self.sy, self.yy = pairs, ss, sy, yy
-        self.rho, self.gamma, self.c = rho, gamma, c
-
-    @classmethod
-    def empty(cls, rows: int, m: int, n: int, like: Tensor) -> _Memory:
-        def zeros(*shape: int) -> Tensor:
-            return like.new_zeros(shape)
-
-        return cls(zeros(rows, 2 * m, n), zeros(rows, m, m), zeros(rows, m, m), zeros(rows, m, m),
-                   zeros(rows, m), like.new_full((rows,), math.nan), zeros(rows))
-
-    def small(self) -> tuple[Tensor, ...]:
-        return self.ss, self.sy, self.yy, self.rho, self.gamma, self.c
-
-    def rescale(self, c: Tensor) -> None:
-        """Move the pairs to a new ``c (B,)``: ``y`` gains ``2 (c - c_old) s`` exactly."""
-        delta = c - self.c
-        if not bool((delta != 0).any()):
-            return
-        m = self.rho.shape[1]
-        self.pairs[:, m:].add_(self.pairs[:, :m] * (2.0 * delta)[:, None, None])
-        d = delta[:, None, None]
-        sy_old = self.sy
-        self.yy = self.yy + 2.0 * d * (sy_old + sy_old.transpose(1, 2)) + 4.0 * d * d * self.ss
-        self.sy = sy_old + 2.0 * d * self.ss
-        self.c = c.clone()
-        self._refresh()
-
-    def _refresh(self) -> None:
-        """Recompute ``rho`` and ``gamma`` from the Gram diagonals (after a change of ``c``)."""
-        eps = torch.finfo(self.pairs.dtype).eps
-        ss = self.ss.diagonal(dim1=1, dim2=2)
-        sy = self.sy.diagonal(dim1=1, dim2=2)
-        yy = self.yy.diagonal(dim1=1, dim2=2)
-        valid = (ss > 0) & (sy > eps * yy) & (yy > 0)
-        self.rho = torch.where(valid, 1.0 / torch.where(valid, sy, 1.0), 0.0)
-        newest = valid[:, -1]
-        self.gamma = torch.where(newest, sy[:, -1] / torch.where(newest, yy[:, -1], 1.0),
-                                 torch.full_like(self.gamma, math.nan))
-
-
-def _two_loop(sv: Tensor, yv: Tensor, mem: _Memory, scale: Tensor, order: list[int]
-              ) -> tuple[Tensor, Tensor]:
-    """The L-BFGS two-loop recursion on inner products only.
-
-    With ``q = v`` the (masked) gradient, the textbook recursion's dot products ``s_i.q`` and
-    ``y_i.r`` are sums of ``s_i.v``, ``y_i.v`` and Gram entries, so it runs on ``(B, m)`` numbers;
-    the ``n``-vectors are touched once afterwards. Returns ``coef (B, 2m)`` with
-    ``H v = scale * v + coef @ pairs``. ``order`` lists the slots newest first.
-    """
-    rho, sy = mem.rho, mem.sy
     alpha = torch.zeros_like(sv)
     acc = torch.zeros_like(sv)
     for i in order:
         a = rho[:, i] * (sv[:, i] - acc[:, i])
         alpha[:, i] = a
         acc.addcmul_(sy[:, :, i], a[:, None])
-    base = scale[:, None] * (yv - torch.bmm(mem.yy, alpha[:, :, None]).squeeze(2))
+    base = scale[:, None] * (yv - torch.bmm(yy, alpha[:, :, None]).squeeze(2))
     beta = torch.zeros_like(sv)
     acc.zero_()
     for i in reversed(order):
@@ -477,99 +414,101 @@ def _two_loop(sv: Tensor, yv: Tensor, mem: _Memory, scale: Tensor, order: list[i
 class _Solver:
     """Batched projected L-BFGS over the box ``[0, 1]^n``, one independent problem per row.
 
-    Rows that finish leave the batch: they are frozen at once (no more model evaluations) and
-    dropped from the tensors when a quarter of the batch is frozen, so the cost follows the
-    unfinished rows without copying the curvature pairs at every iteration.
+    Per-row state: the iterate, objective, gradient, curvature pairs ``(s, y)`` in a ring of
+    ``m`` slots (``pairs (B, 2m, n)``, ``s`` in rows ``0..m-1``, ``y`` in ``m..2m-1``), their Gram
+    matrices, ``rho = 1 / s.y`` (0 for an empty or rejected slot) and the scale ``gamma``. Rows
+    that finish are frozen at once (no more model evaluations) and dropped from every tensor
+    when a quarter of the batch is frozen, so the cost follows the unfinished rows without
+    copying the pairs at every iteration. Buffers are allocated once per call and reused.
     """
 
     def __init__(self, objective: _Objective, s: LBFGSSettings, rows: int, n: int, like: Tensor):
         self.objective = objective
         self.s = s
         m = s.memory
-        # Two buffers for the working pairs: compaction copies from one into the other.
-        self._buffers = [like.new_empty(rows, 2 * m, n), like.new_empty(rows, 2 * m, n)]
-        self._vectors = like.new_empty(rows, n, 3)
+        self._pairs = [like.new_empty(rows, 2 * m, n), like.new_empty(rows, 2 * m, n)]
+        self._vecs = like.new_empty(rows, 3, n)  # v (masked gradient), s and y of the last step
+        self._dir = like.new_empty(rows, n)
 
-    def solve(self, x: Tensor, x0: Tensor, t: Tensor, c: Tensor, store: _Memory | None,
-              ids: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        """Minimise from ``x (B, n)``; ``store`` holds the rows' pairs (read, then updated).
+    def solve(self, x: Tensor, x0: Tensor, t: Tensor, c: Tensor
+              ) -> tuple[Tensor, Tensor, Tensor]:
+        """Minimise every row from ``x (B, n)`` at ``c (B,)`` for images ``x0``, targets ``t``.
 
-        Returns final iterates ``(B, n)``, evaluations ``(B,)`` and predicted labels ``(B,)``.
+        Returns the final iterates ``(B, n)``, evaluations ``(B,)`` and predicted labels ``(B,)``
+        at the final iterates.
         """
         s = self.s
         m = s.memory
         B, n = x.shape
         dev, dtype = x.device, x.dtype
+        eps = torch.finfo(dtype).eps
         out_x = x.clone()
         out_evals = torch.zeros(B, dtype=torch.long, device=dev)
         out_pred = torch.zeros(B, dtype=torch.long, device=dev)
         if B == 0:
             return out_x, out_evals, out_pred
-        eps = torch.finfo(dtype).eps
         buf = 0
-        pairs = self._buffers[buf][:B]
-        if store is None:
-            pairs.zero_()
-            mem = _Memory(pairs, *_Memory.empty(B, m, 0, x).small())
-            mem.c = c.clone()
-        else:
-            torch.index_select(store.pairs, 0, ids, out=pairs)
-            mem = _Memory(pairs, *(v[ids] for v in store.small()))
-            mem.rescale(c)
+        pairs = self._pairs[buf][:B].zero_()
+        vecs = self._vecs[:B]
+        gram_ss, gram_sy, gram_yy = (x.new_zeros(B, m, m) for _ in range(3))
+        rho = x.new_zeros(B, m)
+        gamma = torch.full((B,), math.nan, dtype=dtype, device=dev)
         pos = torch.arange(B, device=dev)
-        x = x.clone()
         f, g, pred = self.objective(x, x0, t, c)
         evals = torch.ones(B, dtype=torch.long, device=dev)
         live = torch.ones(B, dtype=torch.bool, device=dev)
-        head = 0  # the slot the next pair goes to (the oldest); shared by all rows
-        s_new = y_new = good = None
+        good = None
+        head = 0  # the ring slot the next pair goes to (the oldest); the same for every row
 
         for k in range(s.max_iter):
-            converged = (x - g).clamp_(0.0, 1.0).sub_(x).abs_().amax(1) <= s.pgtol
-            free = ~(((x <= 0) & (g > 0)) | ((x >= 1) & (g < 0)))
-            v = g * free
-            vecs = self._vectors[:len(x)]
-            vecs[:, :, 0] = v
-            if s_new is None:
-                prods = torch.bmm(mem.pairs, vecs[:, :, :1])
+            # Projected gradient; variables it leaves in place (at a bound, gradient pointing
+            # out of the box) are held fixed, the two-loop runs on the others.
+            v = vecs[:, 0]
+            pg = torch.sub(x, g, out=v).clamp_(0.0, 1.0).sub_(x)
+            converged = torch.linalg.vector_norm(pg, ord=math.inf, dim=1) <= s.pgtol
+            free = pg != 0
+            torch.mul(g, free, out=v)
+            if good is None:
+                prods = torch.bmm(pairs, vecs[:, :1].transpose(1, 2))
             else:
-                vecs[:, :, 1] = s_new
-                vecs[:, :, 2] = y_new
-                prods = torch.bmm(mem.pairs, vecs)
+                prods = torch.bmm(pairs, vecs.transpose(1, 2))
             sv = prods[:, :m, 0].clone()
             yv = prods[:, m:, 0].clone()
-            if s_new is not None:
-                _insert(mem, head, s_new, y_new, good, prods[:, :, 1], prods[:, :, 2], eps)
+            if good is not None:
+                # Insert last step's pair (zeros where rejected) into slot `head`.
+                _insert(pairs, gram_ss, gram_sy, gram_yy, rho, gamma, head, vecs[:, 1],
+                        vecs[:, 2], good, prods[:, :, 1], prods[:, :, 2])
                 goodf = good.to(dtype)
-                sv[:, head] = torch.linalg.vecdot(s_new, v) * goodf
-                yv[:, head] = torch.linalg.vecdot(y_new, v) * goodf
+                sv[:, head] = torch.linalg.vecdot(vecs[:, 1], v) * goodf
+                yv[:, head] = torch.linalg.vecdot(vecs[:, 2], v) * goodf
                 head = (head + 1) % m
             order = [(head - 1 - j) % m for j in range(m)]
-            vnorm = torch.linalg.vector_norm(v, dim=1)
-            scale = torch.where(torch.isnan(mem.gamma),
-                                1.0 / vnorm.clamp_min(torch.finfo(dtype).tiny), mem.gamma)
-            coef = _two_loop(sv, yv, mem, scale, order)
-            d = torch.baddbmm(v[:, None, :] * scale[:, None, None], coef[:, None, :],
-                              mem.pairs).squeeze(1)
-            d.mul_(free).neg_()
+            first = torch.linalg.vector_norm(v, dim=1).clamp_min(torch.finfo(dtype).tiny)
+            scale = torch.where(torch.isnan(gamma), 1.0 / first, gamma)
+            coef = _two_loop(sv, yv, gram_sy, gram_yy, rho, scale, order)
+            d = torch.mul(v, -scale[:, None], out=self._dir[:len(x)])
+            d[:, None, :].baddbmm_(coef.neg_()[:, None, :], pairs)
+            d.mul_(free)
             gd = torch.linalg.vecdot(g, d)
             bad = ~(gd < 0)
             if bool(bad.any()):
+                # Not a descent direction (rounding): fall back to the scaled gradient.
                 d = torch.where(bad[:, None], -v * scale[:, None], d)
                 gd = torch.linalg.vecdot(g, d)
 
             todo = live & ~converged & (gd < 0)
             x_new, f_new, g_new, pred_new, accepted = self._line_search(
-                x, f, g, d, gd, x0, t, c, pred, todo, evals)
-            s_new = x_new - x
-            y_new = g_new - g
-            sy = torch.linalg.vecdot(s_new, y_new)
-            yy = torch.linalg.vecdot(y_new, y_new)
+                x, f, g, pred, d, gd, x0, t, c, todo, evals, vecs[:, 1])
+            s_vec = vecs[:, 1]
+            y_vec = torch.sub(g_new, g, out=vecs[:, 2])
+            sy = torch.linalg.vecdot(s_vec, y_vec)
+            yy = torch.linalg.vecdot(y_vec, y_vec)
+            # A pair with s.y <= eps * y.y is rejected for that row only.
             good = accepted & (sy > eps * yy) & (yy > 0)
             finished = live & ~accepted
             if s.ftol > 0:
-                scale_f = torch.maximum(torch.maximum(f.abs(), f_new.abs()), torch.ones_like(f))
-                finished |= live & ((f - f_new) <= s.ftol * scale_f)
+                big = torch.maximum(torch.maximum(f.abs(), f_new.abs()), torch.ones_like(f))
+                finished |= live & ((f - f_new) <= s.ftol * big)
             if k == s.max_iter - 1:
                 finished = live.clone()
             x, f, g, pred = x_new, f_new, g_new, pred_new
@@ -579,9 +518,6 @@ class _Solver:
                 out_x[pos[done]] = x[done]
                 out_evals[pos[done]] = evals[done]
                 out_pred[pos[done]] = pred[done]
-                if store is not None:
-                    _store_rows(store, ids[pos[done]], mem, done, head, s_new[done],
-                                y_new[done], good[done], eps)
                 live &= ~finished
                 n_live = int(live.sum())
                 if n_live == 0:
@@ -589,103 +525,111 @@ class _Solver:
                 if n_live <= 0.75 * len(x):
                     keep = live.nonzero().squeeze(1)
                     buf = 1 - buf
-                    pairs = self._buffers[buf][:n_live]
-                    torch.index_select(mem.pairs, 0, keep, out=pairs)
-                    mem = _Memory(pairs, *(v[keep] for v in mem.small()))
-                    pos, x, f, g, pred, x0, t, c, evals, live, s_new, y_new, good = (
-                        v[keep] for v in (pos, x, f, g, pred, x0, t, c, evals, live, s_new,
-                                          y_new, good))
+                    pairs = torch.index_select(pairs, 0, keep, out=self._pairs[buf][:n_live])
+                    kept_vecs = vecs[keep]
+                    vecs = self._vecs[:n_live]
+                    vecs.copy_(kept_vecs)
+                    (pos, x, f, g, pred, x0, t, c, evals, live, good, gamma, rho, gram_ss,
+                     gram_sy, gram_yy) = (
+                        v[keep] for v in (pos, x, f, g, pred, x0, t, c, evals, live, good,
+                                          gamma, rho, gram_ss, gram_sy, gram_yy))
         return out_x, out_evals, out_pred
 
-    def _line_search(self, x: Tensor, f: Tensor, g: Tensor, d: Tensor, gd: Tensor, x0: Tensor,
-                     t: Tensor, c: Tensor, pred: Tensor, todo: Tensor, evals: Tensor
-                     ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """Backtrack along ``clip(x + a d, 0, 1)`` with an Armijo test, per row; only rows
-        still searching are evaluated."""
+    def _line_search(self, x: Tensor, f: Tensor, g: Tensor, pred: Tensor, d: Tensor,
+                     gd: Tensor, x0: Tensor, t: Tensor, c: Tensor, todo: Tensor, evals: Tensor,
+                     step_out: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """Backtrack along ``clip(x + a d, 0, 1)`` with an Armijo test on ``g.(x(a) - x)``.
+
+        Per row: the first trial is ``a = 1``, later ones come from a safeguarded quadratic
+        interpolation; only rows still searching are evaluated. Writes the accepted step
+        ``x_new - x`` (0 where none) into ``step_out``.
+        """
         s = self.s
         B = len(x)
-        step = torch.ones(B, dtype=x.dtype, device=x.device)
-        pending = todo.clone()
-        accepted = torch.zeros_like(todo)
-        x_new, f_new, g_new, pred_new = x.clone(), f.clone(), g.clone(), pred.clone()
         tiny = torch.finfo(x.dtype).tiny
-        for _ in range(s.max_linesearch):
-            rows = pending.nonzero().squeeze(1)
-            if rows.numel() == 0:
-                break
-            whole = rows.numel() == B
-            xr, dr, gr = (x, d, g) if whole else (x[rows], d[rows], g[rows])
-            a = step[rows]
-            xt = torch.addcmul(xr, dr, a[:, None]).clamp_(0.0, 1.0)
-            dec = torch.linalg.vecdot(gr, xt - xr)
-            ft, gt, pt = self.objective(xt, x0[rows], t[rows], c[rows])
+        a = torch.ones(B, dtype=x.dtype, device=x.device)
+        rows = todo.nonzero().squeeze(1)
+        whole = rows.numel() == B
+        if whole:
+            # Every row searches: the first trial's tensors become the result directly.
+            x_new = torch.add(x, d).clamp_(0.0, 1.0)
+            st = torch.sub(x_new, x, out=step_out)
+            dec = torch.linalg.vecdot(g, st)
+            f_new, g_new, pred_new = ft, gt, pt = self.objective(x_new, x0, t, c)
+            accepted = torch.zeros_like(todo)
+        else:
+            x_new, f_new, g_new, pred_new = x.clone(), f.clone(), g.clone(), pred.clone()
+            step_out.zero_()
+            accepted = torch.zeros_like(todo)
+        for trial in range(s.max_linesearch):
+            if trial > 0 or not whole:
+                if rows.numel() == 0:
+                    break
+                xr = x[rows]
+                xt = torch.addcmul(xr, d[rows], a[rows, None]).clamp_(0.0, 1.0)
+                st = xt - xr
+                dec = torch.linalg.vecdot(g[rows], st)
+                ft, gt, pt = self.objective(xt, x0[rows], t[rows], c[rows])
             evals[rows] += 1
             f0 = f[rows]
             ok = (ft <= f0 + s.armijo * dec) & (dec < 0)
-            hopeless = ~(dec < 0)
-            acc = rows[ok]
-            x_new[acc], f_new[acc], g_new[acc], pred_new[acc] = xt[ok], ft[ok], gt[ok], pt[ok]
-            accepted[acc] = True
-            pending[acc] = False
-            pending[rows[hopeless]] = False
-            again = ~ok & ~hopeless
-            rej = rows[again]
-            # Safeguarded quadratic interpolation of phi(a) = f(x + a d) from f0, gd, ft.
-            a_r, g_r = a[again], gd[rej]
+            if trial > 0 or not whole:
+                acc = rows[ok]
+                x_new[acc], f_new[acc], g_new[acc], pred_new[acc] = (
+                    xt[ok], ft[ok], gt[ok], pt[ok])
+                step_out[acc] = st[ok]
+            accepted[rows[ok]] = True
+            # Rows to try again (a zero step cannot decrease f: give up on those), with a step
+            # from a safeguarded quadratic interpolation of f(x + a d) from f0, gd and ft.
+            again = ~ok & (dec < 0)
+            a_r, g_r = a[rows[again]], gd[rows[again]]
             curv = 2.0 * (ft[again] - f0[again] - g_r * a_r)
             a_q = -g_r * a_r * a_r / curv.clamp_min(tiny)
             a_q = torch.where(torch.isfinite(a_q), a_q, 0.5 * a_r)
-            step[rej] = torch.minimum(torch.maximum(a_q, 0.1 * a_r), 0.5 * a_r)
+            rows = rows[again]
+            a[rows] = torch.minimum(torch.maximum(a_q, 0.1 * a_r), 0.5 * a_r)
+        failed = todo & ~accepted
+        if bool(failed.any()):
+            rows = failed.nonzero().squeeze(1)
+            x_new[rows], f_new[rows], g_new[rows], pred_new[rows] = (
+                x[rows], f[rows], g[rows], pred[rows])
+            step_out[rows] = 0.0
         return x_new, f_new, g_new, pred_new, accepted
 
 
-def _insert(mem: _Memory, slot: int, s_new: Tensor, y_new: Tensor, good: Tensor, ps: Tensor,
-            py: Tensor, eps: float) -> None:
-    """Write the pair ``(s, y)`` into ``slot`` of every row (zeros where not ``good``).
+def _insert(pairs: Tensor, gram_ss: Tensor, gram_sy: Tensor, gram_yy: Tensor, rho: Tensor,
+            gamma: Tensor, slot: int, s_new: Tensor, y_new: Tensor, good: Tensor, ps: Tensor,
+            py: Tensor) -> None:
+    """Write the pair ``(s, y)`` into ``slot`` of every row, in place (zeros where not ``good``).
 
     ``ps, py (B, 2m)`` are the products of the current pairs with ``s`` and ``y``.
     """
-    m = mem.rho.shape[1]
-    goodf = good.to(s_new.dtype)
-    mem.pairs[:, slot] = s_new * goodf[:, None]
-    mem.pairs[:, m + slot] = y_new * goodf[:, None]
-    ss_col = ps[:, :m] * goodf[:, None]
-    mem.ss[:, :, slot] = ss_col
-    mem.ss[:, slot, :] = ss_col
-    mem.sy[:, :, slot] = py[:, :m] * goodf[:, None]
-    mem.sy[:, slot, :] = ps[:, m:] * goodf[:, None]
-    yy_col = py[:, m:] * goodf[:, None]
-    mem.yy[:, :, slot] = yy_col
-    mem.yy[:, slot, :] = yy_col
+    m = rho.shape[1]
+    goodf = good.to(s_new.dtype)[:, None]
+    if bool(good.all()):
+        pairs[:, slot].copy_(s_new)
+        pairs[:, m + slot].copy_(y_new)
+    else:
+        torch.mul(s_new, goodf, out=pairs[:, slot])
+        torch.mul(y_new, goodf, out=pairs[:, m + slot])
+    ss_col = ps[:, :m] * goodf
+    yy_col = py[:, m:] * goodf
+    gram_ss[:, :, slot] = ss_col
+    gram_ss[:, slot, :] = ss_col
+    gram_sy[:, :, slot] = py[:, :m] * goodf
+    gram_sy[:, slot, :] = ps[:, m:] * goodf
+    gram_yy[:, :, slot] = yy_col
+    gram_yy[:, slot, :] = yy_col
+    goodf = goodf[:, 0]
     ss = torch.linalg.vecdot(s_new, s_new) * goodf
     sy = torch.linalg.vecdot(s_new, y_new) * goodf
     yy = torch.linalg.vecdot(y_new, y_new) * goodf
-    mem.ss[:, slot, slot] = ss
-    mem.sy[:, slot, slot] = sy
-    mem.yy[:, slot, slot] = yy
-    safe_sy = torch.where(good, sy, torch.ones_like(sy))
-    mem.rho[:, slot] = torch.where(good, 1.0 / safe_sy, torch.zeros_like(sy))
-    mem.gamma = torch.where(good, sy / torch.where(good, yy, torch.ones_like(yy)), mem.gamma)
-
-
-def _store_rows(store: _Memory, store_ids: Tensor, mem: _Memory, rows: Tensor, head: int,
-                s_new: Tensor, y_new: Tensor, good: Tensor, eps: float) -> None:
-    """Add the last pair of finished ``rows`` and save their pairs, oldest first, in ``store``."""
-    m = mem.rho.shape[1]
-    part = _Memory(mem.pairs[rows], *(v[rows] for v in mem.small()))
-    prods = torch.bmm(part.pairs, torch.stack([s_new, y_new], dim=2))
-    _insert(part, head, s_new, y_new, good, prods[:, :, 0], prods[:, :, 1], eps)
-    shift = -((head + 1) % m)
-    if shift:
-        s_part = part.pairs[:, :m].roll(shift, dims=1)
-        y_part = part.pairs[:, m:].roll(shift, dims=1)
-        part.pairs = torch.cat([s_part, y_part], dim=1)
-        for name in ("ss", "sy", "yy"):
-            setattr(part, name, getattr(part, name).roll((shift, shift), dims=(1, 2)))
-        part.rho = part.rho.roll(shift, dims=1)
-    store.pairs.index_copy_(0, store_ids, part.pairs)
-    for name in ("ss", "sy", "yy", "rho", "gamma", "c"):
-        getattr(store, name).index_copy_(0, store_ids, getattr(part, name))
+    gram_ss[:, slot, slot] = ss
+    gram_sy[:, slot, slot] = sy
+    gram_yy[:, slot, slot] = yy
+    one = torch.ones_like(sy)
+    rho[:, slot] = torch.where(good, 1.0 / torch.where(good, sy, one), torch.zeros_like(sy))
+    gamma.copy_(torch.where(good, sy / torch.where(good, yy, one), gamma))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -110,3 +110,50 @@ def paper_vs_ours(doc: dict, field: str, *, key: str = "model", percent: bool = 
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def c_curves(doc: dict) -> Figure:
+    """Success rate and mean distortion against c, one line per model (``c_sweep.json``)."""
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    for name in dict.fromkeys(r["model"] for r in doc["rows"]):
+        rows = [r for r in doc["rows"] if r["model"] == name]
+        c = [r["c_value"]["ours"] for r in rows]
+        ax1.plot(c, [r["success"]["ours"] * 100 for r in rows], "o-", label=name)
+        ax2.plot(c, [r["distortion"]["ours"] for r in rows], "o-", label=name)
+    for ax, label in ((ax1, "success rate (%)"), (ax2, "mean distortion (per-pixel rms)")):
+        ax.set_xscale("log")
+        ax.set_xlabel("c (weight of the squared norm)")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def adversarial_grid(
+    images: torch.Tensor,
+    adversarial: torch.Tensor,
+    pred_clean: Sequence[int],
+    pred_adv: Sequence[int],
+    *,
+    magnify: float = 10.0,
+) -> Figure:
+    """Figure-7 style: originals, adversarial examples, and their difference magnified, in rows.
+
+    Args:
+        images: ``(N, 1, 28, 28)`` originals in [0,1].
+        adversarial: ``(N, 1, 28, 28)`` adversarial examples in [0,1].
+        pred_clean, pred_adv: the model's prediction for each, shown under each image.
+        magnify: the difference is shown as ``0.5 + magnify * (adversarial - image)``.
+    """
+    if images.shape != adversarial.shape:
+        raise ValueError(f"images and adversarial must have one shape, got {tuple(images.shape)} "
+                         f"and {tuple(adversarial.shape)}")
+    n = len(images)
+    diff = (0.5 + magnify * (adversarial - images)).clamp(0, 1)
+    stacked = torch.cat([images, adversarial, diff])
+    labels = ([f"pred {int(p)}" for p in pred_clean] + [f"pred {int(p)}" for p in pred_adv]
+              + [""] * n)
+    fig = image_grid(stacked, ncols=n, labels=labels,
+                     row_labels=["original", "adversarial", f"difference x{magnify:g}"])
+    return fig

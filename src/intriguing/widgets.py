@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import html
 import io
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -681,3 +682,15 @@ __all__ = [
     "precompute_frames", "questions", "render_panel_html", "render_png", "static_viewer",
     "strip_array", "widget_state_bytes",
 ]
+
+
+STATIC_BUILD_ENV = "INTRIGUING_STATIC_BUILD"
+
+
+def live_kernel() -> bool:
+    """Whether live viewers make sense: False while the static book is being built.
+
+    ``make book`` sets ``$INTRIGUING_STATIC_BUILD`` for the build, where a Python callback
+    could never run in the reader's browser; in Jupyter (``make lab``) it is unset.
+    """
+    return os.environ.get(STATIC_BUILD_ENV, "") in ("", "0")

@@ -1,0 +1,158 @@
+"""Adversarial sets: each zoo model attacked once per attacked set, cached under ``data/``.
+
+Why: Table 1's distortion column, Tables 2 and 4 and the transfer curves all feed the same
+adversarial examples to many models. Attacking 10,000 images costs about a minute per model;
+doing it once and caching the set (keyed like the model cache: the model's cache key, the attacked
+split and size, the target seed and the attack's settings) keeps every chapter fast and makes
+all of them use the same examples.
+
+Targets are drawn uniformly among the nine labels other than the true one, from a fixed seed:
+the paper does not say how it chose its target labels (section 4.1).
+
+References: Szegedy et al. 2014, arXiv:1312.6199, sections 4.1 and 4.3.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+from . import attacks, config, data, files, zoo
+
+CACHE_VERSION = 1
+TARGET_SEED = 0
+
+
+def random_targets(labels: torch.Tensor, seed: int = TARGET_SEED) -> torch.Tensor:
+    """A target per image, uniform over the nine classes other than its label ``(N,)``."""
+    if labels.ndim != 1 or labels.dtype != torch.long:
+        raise ValueError(f"labels must be a 1-D long tensor, got {labels.dtype} {tuple(labels.shape)}")
+    gen = torch.Generator().manual_seed(seed)
+    return (labels + torch.randint(1, 10, labels.shape, generator=gen)) % 10
+
+
+def set_key(model: str, split: str, limit: int | None, scale: config.Scale,
+            settings: attacks.LBFGSSettings, seed: int) -> str:
+    """12 hex digits identifying an adversarial set."""
+    payload = {"model": zoo.cache_key(zoo.spec(model), scale), "split": split, "limit": limit,
+               "seed": seed, "settings": settings.as_dict(), "version": CACHE_VERSION}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _path(model: str, split: str, scale: config.Scale, key: str) -> Path:
+    slug = zoo.cache_path(model, scale).name.rsplit("-", 1)[0]
+    return config.adversarial_dir() / f"{slug}-{split}-{key}.pt"
+
+
+def load(
+    model: str,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    scale: str | config.Scale | None = None,
+    settings: attacks.LBFGSSettings | None = None,
+    seed: int = TARGET_SEED,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, torch.Tensor | float]:
+    """The adversarial set of ``model`` on ``split`` (made and cached on first use).
+
+    Args:
+        model: a zoo name.
+        split: the attacked split (default: the scale's ``attack_split``: "test" at book scale,
+            "train" at paper scale).
+        limit: attack the first ``limit`` images (default: the scale's ``attack_limit``).
+        scale: "smoke", "book" or "paper".
+        settings: the attack's settings (default ``attacks.LBFGSSettings()``).
+        seed: the target seed.
+        device: where the attack runs.
+        progress: a tqdm bar while attacking.
+
+    Returns:
+        A dict of CPU tensors: ``images`` and ``adversarial`` ``(N, 1, 28, 28)``, ``labels``,
+        ``targets``, ``success``, ``distortion``, ``c``, ``evals`` ``(N,)``, and ``seconds``
+        (the time the attack took when it was made).
+    """
+    sc = config.get_scale(scale)
+    split = split or sc.attack_split
+    limit = sc.attack_limit if limit is None else limit
+    settings = settings or attacks.LBFGSSettings()
+    key = set_key(model, split, limit, sc, settings, seed)
+    path = _path(model, split, sc, key)
+    x, y = data.load_mnist(split, limit=limit)
+    if path.exists():
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            if entry.get("key") != key or len(entry["adversarial"]) != len(x):
+                raise ValueError("key or size mismatch")
+            entry["images"], entry["labels"] = x, y
+            return entry
+        except Exception as exc:  # unreadable or stale: attack again
+            warnings.warn(f"adversarial set {path} is corrupted or stale ({exc}); recomputing",
+                          stacklevel=2)
+    net = zoo.load(model, scale=sc, device=device, progress=progress)
+    targets = random_targets(y, seed)
+    start = time.perf_counter()
+    res = attacks.lbfgs(net, x, targets, settings=settings, device=device, progress=progress)
+    entry = {"key": key, "model": model, "split": split, "targets": targets,
+             "adversarial": res.adversarial, "success": res.success,
+             "distortion": res.distortion, "c": res.c, "evals": res.evals,
+             "seconds": time.perf_counter() - start}
+    files.atomic_torch_save(path, entry)
+    entry["images"], entry["labels"] = x, y
+    return entry
+
+
+def viewer_frames(
+    source: str,
+    *,
+    models: list[str] | None = None,
+    n_images: int = 3,
+    c_grid: tuple[float, ...],
+    scale: str | config.Scale | None = None,
+    settings: attacks.LBFGSSettings | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+):
+    """Frames of the attack viewer (every target x every c for a few test images), cached.
+
+    Args:
+        source: the attacked zoo model.
+        models: the models whose answers each frame shows (default: just ``source``); the
+            source is always first.
+        n_images: the first ``n_images`` test images.
+        c_grid: ascending constants, one fixed-c solve each.
+        scale, settings, device, progress: as in ``load``.
+
+    Returns:
+        ``widgets.AttackFrames``.
+    """
+    from . import widgets
+
+    sc = config.get_scale(scale)
+    settings = settings or attacks.LBFGSSettings()
+    models = [source] + [m for m in (models or []) if m != source]
+    payload = {"models": [zoo.cache_key(zoo.spec(m), sc) for m in models], "n": n_images,
+               "c_grid": list(c_grid), "settings": settings.as_dict(), "version": CACHE_VERSION}
+    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    slug = zoo.cache_path(source, sc).name.rsplit("-", 1)[0]
+    path = config.adversarial_dir() / f"frames-{slug}-{len(models)}-{key}.npz"
+    if path.exists():
+        try:
+            return widgets.AttackFrames.load(path)
+        except Exception as exc:  # unreadable: recompute
+            warnings.warn(f"viewer frames {path} are corrupted ({exc}); recomputing", stacklevel=2)
+    nets = [zoo.load(m, scale=sc, device=device, progress=progress) for m in models]
+    x, y = data.load_mnist("test", limit=n_images)
+
+    def attack(model, images, targets, *, c):
+        return attacks.lbfgs(model, images, targets, c=c, settings=settings, device=device)
+
+    frames = widgets.precompute_frames(nets, models, x, y, c_grid, list(range(10)), attack)
+    frames.save(path)
+    return frames
