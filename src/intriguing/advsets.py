@@ -31,7 +31,8 @@ TARGET_SEED = 0
 def random_targets(labels: torch.Tensor, seed: int = TARGET_SEED) -> torch.Tensor:
     """A target per image, uniform over the nine classes other than its label ``(N,)``."""
     if labels.ndim != 1 or labels.dtype != torch.long:
-        raise ValueError(f"labels must be a 1-D long tensor, got {labels.dtype} {tuple(labels.shape)}")
+        raise ValueError(
+            f"labels must be a 1-D long tensor, got {labels.dtype} {tuple(labels.shape)}")
     gen = torch.Generator().manual_seed(seed)
     return (labels + torch.randint(1, 10, labels.shape, generator=gen)) % 10
 

@@ -87,7 +87,8 @@ class SigmoidMLP(DecayedNet):
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
         if not hidden or any(h <= 0 for h in hidden):
-            raise ValueError(f"hidden must be a non-empty sequence of positive widths, got {hidden}")
+            raise ValueError(
+                f"hidden must be a non-empty sequence of positive widths, got {hidden}")
         lambdas = _check_lambdas(lambdas, len(hidden) + 1)
         layers: list[tuple[str, nn.Module]] = [("flatten", nn.Flatten())]
         width = N_PIXELS

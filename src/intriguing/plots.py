@@ -47,8 +47,8 @@ def image_grid(
     if labels is not None and len(labels) != n:
         raise ValueError(f"labels must hold {n} strings, got {len(labels)}")
     nrows = -(-n // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, nrows * scale * (1.25 if labels else 1)),
-                             squeeze=False)
+    height = nrows * scale * (1.25 if labels else 1)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(ncols * scale, height), squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
         ax.set_yticks([])

@@ -82,7 +82,8 @@ def fit_adam(
         History with per-epoch ``loss``, ``train_error`` and (with ``monitor``) ``monitor_error``.
     """
     if epochs <= 0 or batch_size <= 0 or lr <= 0:
-        raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
+        raise ValueError(
+            f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.Adam(params, lr=lr)
     steps_per_epoch = math.ceil(len(x) / batch_size)
@@ -131,7 +132,7 @@ def fit_lbfgs(
     chunk: int = 10,
     grad_tol: float = 1e-5,
 ) -> History:
-    """Full-batch L-BFGS (strong-Wolfe line search) in float64 on a convex model, as the paper trained.
+    """Full-batch float64 L-BFGS (strong-Wolfe line search) on a convex model, as the paper did.
 
     Runs until ``iterations`` L-BFGS iterations are spent or every gradient component falls
     below ``grad_tol``. The history is logged every ``chunk`` iterations.

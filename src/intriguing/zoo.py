@@ -144,7 +144,9 @@ def cache_path(name: str, scale: str | config.Scale | None = None) -> Path:
     return config.models_dir() / f"{slug}-{sc.name}-{cache_key(s, sc)}.pt"
 
 
-def _train(s: ModelSpec, scale: config.Scale, device: torch.device, progress: bool) -> tuple[nn.Module, dict]:
+def _train(
+    s: ModelSpec, scale: config.Scale, device: torch.device, progress: bool
+) -> tuple[nn.Module, dict]:
     gen = config.seed_everything(s.seed)
     x, y = data.load_mnist(s.split, limit=scale.train_limit)
     xt, yt = data.load_mnist("test", limit=scale.test_limit)
@@ -186,8 +188,9 @@ def _read_cache(path: Path, key: str) -> dict | None:
         return None
     try:
         entry = torch.load(path, map_location="cpu", weights_only=True)
-        if not isinstance(entry, dict) or entry.get("key") != key:
-            raise ValueError(f"cache key {entry.get('key') if isinstance(entry, dict) else None!r} != {key!r}")
+        found = entry.get("key") if isinstance(entry, dict) else None
+        if found != key:
+            raise ValueError(f"cache key {found!r} != {key!r}")
         return entry
     except Exception as exc:  # any failure to read means: retrain
         warnings.warn(f"model cache {path} is corrupted or stale ({exc}); retraining", stacklevel=3)
