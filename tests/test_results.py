@@ -20,7 +20,7 @@ def test_write_and_read_round_trip():
     assert doc["rows"] == rows and doc["scale"] == "smoke" and doc["seconds"] == 1.5
     assert set(doc) >= {"name", "commit", "versions", "settings", "device"}
     assert doc["versions"]["torch"]
-    assert results.read("table1") == doc
+    assert results.read("table1", "smoke") == doc
     assert results.row(doc, model="FC10(1)")["test_error"]["ours"] == 0.2
 
 
@@ -50,3 +50,13 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path):
         files.atomic_write_json(target, {"a": object()})
     assert json.loads(target.read_text()) == {"a": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["x.json"]  # no temp file left behind
+
+
+def test_other_scales_never_overwrite_book_results(tmp_path):
+    rows = [{"model": "m", "x": results.cell(1.0)}]
+    book = results.write("table1", rows, scale="book", seconds=1)
+    smoke = results.write("table1", [{"model": "m", "x": results.cell(0.5)}], scale="smoke",
+                          seconds=1)
+    assert book != smoke and smoke.parent.name == "smoke"
+    assert results.read("table1", "book")["rows"] == rows
+    assert results.read("table1", "smoke")["rows"][0]["x"]["ours"] == 0.5

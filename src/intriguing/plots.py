@@ -157,3 +157,85 @@ def adversarial_grid(
     fig = image_grid(stacked, ncols=n, labels=labels,
                      row_labels=["original", "adversarial", f"difference x{magnify:g}"])
     return fig
+
+
+def top_k_rows(
+    images: torch.Tensor,
+    indices: torch.Tensor | np.ndarray,
+    row_labels: Sequence[str],
+    *,
+    labels: torch.Tensor | Sequence[int] | None = None,
+    scale: float = 0.6,
+) -> Figure:
+    """Figures 1-2 of the paper: one row of top-k images per direction (unit or random).
+
+    Args:
+        images: ``(N, 1, 28, 28)`` the held-out set I.
+        indices: ``(R, k)`` image indices per row, best first (``units.top_k``).
+        row_labels: one name per row, e.g. "unit 3" or "direction 0".
+        labels: ``(N,)`` true labels; if given, each image's label is written under it.
+        scale: inches per image.
+    """
+    idx = torch.as_tensor(np.asarray(indices)).long()
+    if idx.ndim != 2:
+        raise ValueError(f"indices must have shape (R, k), got {tuple(idx.shape)}")
+    if len(row_labels) != len(idx):
+        raise ValueError(f"row_labels must hold {len(idx)} names, got {len(row_labels)}")
+    flat = idx.flatten()
+    under = None
+    if labels is not None:
+        lab = torch.as_tensor(np.asarray(labels))
+        under = [str(int(v)) for v in lab[flat]]
+    return image_grid(images[flat], ncols=idx.shape[1], labels=under, row_labels=row_labels,
+                      scale=scale)
+
+
+_GROUP_STYLE = {"units": ("#1f77b4", "o", "natural units"),
+                "directions": ("#d62728", "s", "random directions"),
+                "random": ("#7f7f7f", "^", "random images (floor)")}
+
+
+def coherence_summary(doc: dict, *, measures: Sequence[str] = ("purity", "cosine")) -> Figure:
+    """Coherence of top-k sets from ``units.json``: units vs random directions vs the floor.
+
+    One column per probed layer, one row per measure; along x the set size k. For each group a
+    thin bar spans the 10%-90% quantiles of the per-direction scores, the marker is the mean and
+    its thick bar the bootstrap 95% interval.
+    """
+    rows = [r for r in doc["rows"] if r["group"] in _GROUP_STYLE]
+    probes = list(dict.fromkeys((r["model"], r["layer"]) for r in rows))
+    ks = sorted({int(r["k"]) for r in rows})
+    if not probes or not ks:
+        raise ValueError(f"no coherence rows in {doc.get('name')!r}")
+    fig, axes = plt.subplots(len(measures), len(probes), squeeze=False, sharey="row",
+                             figsize=(2.6 * len(probes) + 0.6, 2.5 * len(measures)))
+    offsets = dict(zip(_GROUP_STYLE, (-0.22, 0.0, 0.22)))
+    for (m_i, measure), (p_i, (model, layer)) in (
+            (a, b) for a in enumerate(measures) for b in enumerate(probes)):
+        ax = axes[m_i, p_i]
+        for group, (color, marker, label) in _GROUP_STYLE.items():
+            sel = {int(r["k"]): r for r in rows if (r["model"], r["layer"], r["measure"],
+                                                    r["group"]) == (model, layer, measure, group)}
+            xs = np.array([j + offsets[group] for j, k in enumerate(ks) if k in sel])
+            got = [sel[k] for k in ks if k in sel]
+            if not got:
+                continue
+            mean = np.array([r["mean"]["ours"] for r in got])
+            lo = np.array([r["ci_low"]["ours"] for r in got])
+            hi = np.array([r["ci_high"]["ours"] for r in got])
+            q10 = np.array([r["q10"]["ours"] for r in got])
+            q90 = np.array([r["q90"]["ours"] for r in got])
+            ax.vlines(xs, q10, q90, color=color, lw=1, alpha=0.45)
+            ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], fmt=marker, color=color,
+                        ms=4, lw=2.5, capsize=0, label=label)
+        ax.set_xticks(range(len(ks)), [str(k) for k in ks])
+        ax.grid(axis="y", alpha=0.3)
+        if m_i == len(measures) - 1:
+            ax.set_xlabel(f"k ({model} {layer})", fontsize=8)
+        if p_i == 0:
+            ax.set_ylabel("label purity" if measure == "purity"
+                          else "mean pairwise cosine", fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return fig

@@ -54,11 +54,18 @@ def git_commit() -> str:
         return "unknown"
 
 
-def path(name: str) -> Path:
-    """``data/results/<name>.json``; ``name`` is lowercase letters, digits, ``_`` and ``-``."""
+def path(name: str, scale: str | config.Scale | None = None) -> Path:
+    """Where results ``name`` at ``scale`` live.
+
+    Book scale (the default) writes ``data/results/<name>.json``; other scales write
+    ``data/results/<scale>/<name>.json``, so a smoke-scale test run never overwrites the numbers
+    the book prints. ``name`` is lowercase letters, digits, ``_`` and ``-``.
+    """
     if not isinstance(name, str) or not _NAME.match(name):
         raise ValueError(f"name must match {_NAME.pattern}, got {name!r}")
-    return config.results_dir() / f"{name}.json"
+    sc = config.get_scale(scale)
+    folder = config.results_dir() if sc.name == "book" else config.results_dir() / sc.name
+    return folder / f"{name}.json"
 
 
 def write(
@@ -85,14 +92,14 @@ def write(
         raise ValueError("rows must be a list of dicts")
     doc = {"name": name, "scale": scale, "seconds": float(seconds), "commit": git_commit(),
            "device": device, "versions": versions(), "settings": settings or {}, "rows": rows}
-    target = path(name)
+    target = path(name, scale)
     files.atomic_write_json(target, doc)
     return target
 
 
-def read(name: str) -> dict[str, Any]:
+def read(name: str, scale: str | config.Scale | None = None) -> dict[str, Any]:
     """Load a results file; FileNotFoundError says which command produces it."""
-    p = path(name)
+    p = path(name, scale)
     if not p.exists():
         raise FileNotFoundError(
             f"{p} does not exist yet: run `python -m intriguing reproduce {name}` (or `make book`)")

@@ -20,7 +20,7 @@ import math
 import torch
 from torch import nn
 from torch.nn import functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm  # text bars: they go to stderr, which the book build removes
 
 from .models import DecayedNet, SparseAutoencoder
 

@@ -90,7 +90,7 @@ SPECS: dict[str, ModelSpec] = {
                   description="FC123-456-10 trained on P1"),
         ModelSpec("FC100-100-10'@P2", "mlp", (100, 100), _MLP_DECAY, "P2", "adam", 60, seed=9,
                   description="FC100-100-10' trained on P2"),
-        ModelSpec("ConvNet", "conv", (), (1e-5, 1e-5, 1e-5, 1e-6), "train", "adam", 8, seed=10,
+        ModelSpec("ConvNet", "conv", (), (1e-5, 1e-5, 1e-5, 1e-6), "train", "adam", 5, seed=10,
                   description="convolutional net for Property 1 (ours; the paper gives none)"),
     ]
 }
