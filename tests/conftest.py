@@ -2,6 +2,7 @@
 
 import pytest
 import torch
+from torch import nn
 
 from intriguing import config, data, zoo
 
@@ -31,3 +32,14 @@ def synthetic_mnist(monkeypatch, tmp_path):
 def tiny():
     """The unit-test scale."""
     return TINY
+
+
+@pytest.fixture
+def tiny_model():
+    """A seeded 784-16-10 sigmoid MLP in eval mode: logits for (N, 1, 28, 28) in milliseconds."""
+    gen = torch.Generator().manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(784, 16), nn.Sigmoid(), nn.Linear(16, 10))
+    with torch.no_grad():
+        for p, scale in zip(model.parameters(), [0.1, 1.0, 2.0, 1.0]):
+            p.copy_(torch.randn(p.shape, generator=gen) * scale)
+    return model.eval()
