@@ -347,3 +347,17 @@ def test_live_viewer_accepts_one_model_or_a_dict():
         W.live_viewer(_models(1), _images(1), [3], c_grid=[1.0, 0.1], attack_fn=attack)
     with pytest.raises(ValueError, match="images must have shape"):
         W.live_viewer(_models(1), torch.zeros(1, 3, 28, 28), [3], c_grid=[1.0], attack_fn=attack)
+
+
+def test_linked_stacks_links_every_stack_of_each_level():
+    import ipywidgets as ipw
+
+    leaves = [[ipw.HTML(f"{a}{b}") for b in range(3)] for a in range(2)]
+    outer_control, inner_control = ipw.Dropdown(options=[0, 1]), ipw.Dropdown(options=[0, 1, 2])
+    outer, links = W.linked_stacks(leaves, [outer_control, inner_control], [1, 2])
+    assert outer.selected_index == 1 and len(outer.children) == 2
+    assert [s.selected_index for s in outer.children] == [2, 2]
+    assert outer.children[1].children[2].value == "12"
+    assert len(links) == 1 + 2  # the outer Stack, and each of the two inner Stacks
+    with pytest.raises(ValueError, match="one entry per level"):
+        W.linked_stacks(leaves, [outer_control], [0, 0])

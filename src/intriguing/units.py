@@ -465,6 +465,8 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
     """
     import ipywidgets as widgets
 
+    from .widgets import linked_stacks
+
     acts = _finite_2d("acts", acts)
     dim = acts.shape[1]
     live = torch.nonzero(acts.max(0).values > acts.min(0).values).flatten()
@@ -476,34 +478,29 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
     names = {"unit": [f"unit {int(u)}" for u in shown],
              "random direction": [f"random direction {i}" for i in range(n)]}
     kmax = max(ks)
-    per_basis, inner = [], []
+    frames = []
     for name, v in bases.items():
         order = top_k(acts, v, kmax)  # (n, kmax)
         per_index = []
         for i in range(n):
-            frames = []
+            per_k = []
             for k in ks:
                 idx = order[i, :k]
                 img = widgets.Image(value=strip_png(images[idx]), format="png",
                                     width=str(k * 30 * display_scale),
                                     height=str(28 * display_scale))
                 img.add_class("pixelated")
-                frames.append(widgets.VBox([img, widgets.HTML(
+                per_k.append(widgets.VBox([img, widgets.HTML(
                     caption_html(names[name][i], labels[idx].tolist()))]))
-            stack = widgets.Stack(frames, selected_index=0)
-            inner.append(stack)
-            per_index.append(stack)
-        per_basis.append(widgets.Stack(per_index, selected_index=0))
-    outer = widgets.Stack(per_basis, selected_index=0)
+            per_index.append(per_k)
+        frames.append(per_index)
     basis = widgets.ToggleButtons(options=[(b, j) for j, b in enumerate(bases)], index=0,
                                   description="basis")
     index = widgets.SelectionSlider(options=[(str(i), i) for i in range(n)], index=0,
                                     description="index")
     kslider = widgets.SelectionSlider(options=[(str(k), j) for j, k in enumerate(ks)], index=0,
                                       description="k")
-    links = [widgets.jslink((basis, "index"), (outer, "selected_index"))]
-    links += [widgets.jslink((index, "index"), (s, "selected_index")) for s in per_basis]
-    links += [widgets.jslink((kslider, "index"), (s, "selected_index")) for s in inner]
+    outer, links = linked_stacks(frames, [basis, index, kslider], [0, 0, 0])
     style = widgets.HTML("<style>.intriguing-units img.pixelated "
                          "{ image-rendering: pixelated; }</style>")
     box = widgets.VBox([widgets.HBox([basis]), widgets.HBox([index, kslider]), style, outer])

@@ -464,6 +464,44 @@ class AttackViewer(widgets.VBox):
         self.cache = cache
 
 
+def linked_stacks(frames: Sequence, controls: Sequence[widgets.Widget],
+                  start: Sequence[int]) -> tuple[widgets.Stack, list[widgets.Widget]]:
+    """Nested Stacks over precomputed frames, each level driven by one control in the browser.
+
+    Why: a static book runs no Python, so a viewer must hold every frame and switch between them
+    with ``widgets.jslink`` alone. ``frames`` is a nested list, one level per control (e.g.
+    ``frames[i][t][k]``); control ``l`` (anything with an integer ``index`` trait: Dropdown,
+    SelectionSlider, ToggleButtons) is linked to the ``selected_index`` of every Stack at depth
+    ``l``. Both the attack viewer and the top-k viewer of ``intriguing.units`` use it.
+
+    Args:
+        frames: nested lists of widgets, as deep as ``controls`` is long.
+        controls: one control per level, outermost first.
+        start: the index each level shows first.
+
+    Returns:
+        ``(outer Stack, jslinks)``.
+    """
+    if len(controls) != len(start) or not controls:
+        raise ValueError(f"controls and start must have one entry per level, got "
+                         f"{len(controls)} and {len(start)}")
+    levels: list[list[widgets.Stack]] = [[] for _ in controls]
+
+    def build(node: Sequence, depth: int) -> widgets.Stack:
+        if depth == len(controls) - 1:
+            children = list(node)
+        else:
+            children = [build(child, depth + 1) for child in node]
+        stack = widgets.Stack(children, selected_index=int(start[depth]))
+        levels[depth].append(stack)
+        return stack
+
+    outer = build(frames, 0)
+    links = [widgets.jslink((control, "index"), (stack, "selected_index"))
+             for control, stacks in zip(controls, levels) for stack in stacks]
+    return outer, links
+
+
 def static_viewer(frames: AttackFrames) -> AttackViewer:
     """A viewer that needs no kernel: every frame precomputed, controls linked in the browser.
 
@@ -483,22 +521,10 @@ def static_viewer(frames: AttackFrames) -> AttackViewer:
     controls = _controls(frames.labels.tolist(), frames.targets.tolist(), frames.c_grid.tolist(),
                          start)
     shared = _Shared()
-    per_image, by_c = [], []
-    for i in range(n_img):
-        per_target = []
-        for t in range(n_t):
-            stack = widgets.Stack(
-                [_frame(render_png(frames, i, t, k), render_panel_html(frames, i, t, k), shared)
-                 for k in range(n_c)],
-                selected_index=start[2])
-            by_c.append(stack)
-            per_target.append(stack)
-        per_image.append(widgets.Stack(per_target, selected_index=start[1]))
-    outer = widgets.Stack(per_image, selected_index=start[0])
-    links = [widgets.jslink((controls.image, "index"), (outer, "selected_index"))]
-    links += [widgets.jslink((controls.target, "index"), (s, "selected_index"))
-              for s in per_image]
-    links += [widgets.jslink((controls.c, "index"), (s, "selected_index")) for s in by_c]
+    outer, links = linked_stacks(
+        [[[_frame(render_png(frames, i, t, k), render_panel_html(frames, i, t, k), shared)
+           for k in range(n_c)] for t in range(n_t)] for i in range(n_img)],
+        [controls.image, controls.target, controls.c], start)
     return AttackViewer(controls, outer, links)
 
 
