@@ -239,3 +239,81 @@ def coherence_summary(doc: dict, *, measures: Sequence[str] = ("purity", "cosine
     fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=8)
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return fig
+
+
+def _short(name: str) -> str:
+    """A compact label for a transfer-table row or column."""
+    name = name.replace("Distorted for ", "")
+    name = name.replace(", amplified to stddev=", " amplified to ")
+    return name.replace("Gaussian noise, stddev=", "noise, stddev ")
+
+
+def _matrix(doc: dict, field: str, rows: Sequence[str], cols: Sequence[str], which: str
+            ) -> np.ndarray:
+    cells = {(r["source"], r["target"]): r[field] for r in doc["rows"]
+             if field in r and "target" in r}
+    return np.array([[np.nan if cells.get((a, b), {}).get(which) is None
+                      else cells[(a, b)][which] for b in cols] for a in rows], dtype=float)
+
+
+def transfer_heatmaps(doc: dict, *, field: str = "error", rows: Sequence[str] | None = None,
+                      cols: Sequence[str] | None = None) -> Figure:
+    """Three heatmaps of a transfer table: ours, the paper's, and ours minus the paper's.
+
+    Cells are annotated in percent; the difference uses a diverging map centred on zero (red:
+    we measure more transfer than the paper, blue: less). Rows are the perturbed sets, columns
+    the models they are fed to (``table2.json`` or ``table4.json``).
+    """
+    rows = list(rows or doc["settings"]["rows"])
+    cols = list(cols or doc["settings"]["columns"])
+    ours = _matrix(doc, field, rows, cols, "ours") * 100
+    ref = _matrix(doc, field, rows, cols, "paper") * 100
+    diff = ours - ref
+    lim = max(1.0, float(np.nanmax(np.abs(diff)))) if np.isfinite(diff).any() else 1.0
+    panels = [(ours, "this book (%)", "viridis", 0, 100), (ref, "paper (%)", "viridis", 0, 100),
+              (diff, "this book - paper (points)", "RdBu_r", -lim, lim)]
+    width = 0.75 * len(cols) + 1.2
+    fig, axes = plt.subplots(1, 3, figsize=(3 * width + 2.5, 0.45 * len(rows) + 2.2),
+                             sharey=True)
+    for i, (ax, (m, label, cmap, lo, hi)) in enumerate(zip(axes, panels, strict=True)):
+        im = ax.imshow(m, cmap=cmap, vmin=lo, vmax=hi, aspect="auto")
+        for (a, b), v in np.ndenumerate(m):
+            if np.isfinite(v):
+                dark = (v - lo) / (hi - lo) < 0.55 if cmap == "viridis" else abs(v) > 0.6 * lim
+                ax.text(b, a, f"{v:.0f}" if abs(v) >= 9.5 else f"{v:.1f}", ha="center",
+                        va="center", fontsize=7, color="white" if dark else "black")
+        ax.set_xticks(range(len(cols)), [_short(c) for c in cols], rotation=35, ha="right",
+                      fontsize=7)
+        ax.set_xlabel("fed to", fontsize=8)
+        if i == 0:
+            ax.set_yticks(range(len(rows)), [_short(r) for r in rows], fontsize=7)
+            ax.set_ylabel("made for (or noise)", fontsize=8)
+        cb = fig.colorbar(im, ax=ax, fraction=0.05, pad=0.02)
+        cb.set_label(label, fontsize=8)
+        cb.ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def transfer_examples(images: torch.Tensor, adversarial: torch.Tensor, counts: Sequence[int],
+                      n_models: int, *, labels: Sequence[int] | None = None,
+                      scale: float = 0.9) -> Figure:
+    """Adversarial examples that fool several models at once: originals above, examples below.
+
+    Args:
+        images: ``(k, 1, 28, 28)`` originals.
+        adversarial: ``(k, 1, 28, 28)`` one source's adversarial examples of them.
+        counts: how many of the ``n_models`` other models each example fools.
+        n_models: how many other models were asked.
+        labels: the true labels, written under the originals.
+    """
+    if images.shape != adversarial.shape:
+        raise ValueError(f"images and adversarial must have one shape, got {tuple(images.shape)} "
+                         f"and {tuple(adversarial.shape)}")
+    k = len(images)
+    if len(counts) != k:
+        raise ValueError(f"counts must hold {k} numbers, got {len(counts)}")
+    under = ([f"label {int(v)}" for v in labels] if labels is not None else [""] * k)
+    under += [f"fools {int(c)}/{n_models}" for c in counts]
+    return image_grid(torch.cat([images, adversarial]), ncols=k, labels=under, scale=scale,
+                      row_labels=["original", "adversarial"])

@@ -200,6 +200,161 @@ def units(scale: str | config.Scale | None = None, *,
     return results.read("units", sc)
 
 
+#: Gaussian-noise rows of Table 2 and of Table 4 (per-pixel stddev before clipping).
+TABLE2_NOISE: tuple[float, ...] = (0.1, 0.3)
+TABLE4_NOISE: tuple[float, ...] = (0.06, 0.1)
+#: Table 4's amplified rows: each perturbation rescaled to this per-pixel RMS (then clipped).
+TABLE4_AMPLIFY = 0.1
+
+
+def _adv_sets(names: list[str], sc: config.Scale, split: str, limit: int | None,
+              progress: bool) -> tuple[dict[str, dict], float]:
+    """Each model's cached adversarial set (made once, on first use) and the seconds spent here."""
+    t0 = time.perf_counter()
+    sets = {n: advsets.load(n, split=split, limit=limit, scale=sc, progress=progress)
+            for n in names}
+    return sets, time.perf_counter() - t0
+
+
+def _matrix_rows(matrix: dict[str, dict[str, float]], ref: dict[str, dict[str, float]],
+                 distortion: dict[str, float], ref_distortion: dict[str, float]) -> list[dict]:
+    rows = [{"source": r, "target": c, "error": results.cell(v, ref.get(r, {}).get(c))}
+            for r, cols in matrix.items() for c, v in cols.items()]
+    rows += [{"source": r, "distortion": results.cell(d, ref_distortion.get(r))}
+             for r, d in distortion.items()]
+    return rows
+
+
+def table2(scale: str | config.Scale | None = None, *, seed: int = 0,
+           progress: bool = True) -> dict[str, Any]:
+    """Table 2: cross-model transfer between the six Table 1 models, and two noise baselines.
+
+    Rows are Table 1's adversarial sets (``advsets``: the scale's attacked split, the 10,000 test
+    images at book scale, the training set at paper scale as in the paper) and Gaussian noise of
+    stddev 0.1 and 0.3 (clipped to [0,1], seeded); columns the six models; each cell the error
+    rate against the TRUE label (``transfer.error_matrix``). The diagonal is measured like any
+    other cell. Distortion rows give each row's average per-pixel RMS (over every image of the
+    set; realised after clipping for noise). ``seconds`` includes the time the cached attacks
+    took when they were made. Writes ``table2.json``.
+    """
+    from . import transfer
+
+    sc = config.get_scale(scale)
+    start = time.perf_counter()
+    x, y = data.load_mnist(sc.attack_split, limit=sc.attack_limit)
+    advs, in_load = _adv_sets(zoo.TABLE1, sc, sc.attack_split, sc.attack_limit, progress)
+    nets = {n: zoo.load(n, scale=sc, progress=progress) for n in zoo.TABLE1}
+    sets = {n: a["adversarial"] for n, a in advs.items()}
+    sets.update(transfer.noise_sets(x, TABLE2_NOISE, seed=seed))
+    matrix = transfer.error_matrix(sets, y, nets)
+    dist = {r: attacks.distortion(x, s).mean().item() for r, s in sets.items()}
+    rows = _matrix_rows(matrix, paper.TABLE2, dist, paper.TABLE2_DISTORTION)
+    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
+    settings = {"n": len(x), "split": sc.attack_split, "rows": list(sets), "columns": zoo.TABLE1,
+                "noise_stddevs": list(TABLE2_NOISE), "noise_seed": seed, "noise_clipped": True,
+                "error": "fraction misclassified w.r.t. the true label",
+                "success": {n: a["success"].float().mean().item() for n, a in advs.items()},
+                "clean_error": {n: train.error_rate(net, x, y) for n, net in nets.items()},
+                "target_seed": advsets.TARGET_SEED, "attack": attacks.LBFGSSettings().as_dict(),
+                "attack_seconds": attack_seconds}
+    own = time.perf_counter() - start - in_load
+    results.write("table2", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
+                  settings=settings)
+    return results.read("table2", sc)
+
+
+def table3(scale: str | config.Scale | None = None, *, progress: bool = True) -> dict[str, Any]:
+    """Table 3: the cross-training-set models' clean errors on P1, P2 and test, and distortion.
+
+    The three models (``zoo.TABLE3``) are trained on P1 or P2, the disjoint halves of the
+    training set. Errors are on all of P1, P2 (limited by the scale's ``train_limit``) and the
+    test set; the distortion is the average minimum distortion of the successful examples of each
+    model's adversarial set made on the test set (``advsets``; all 10,000 images at book scale),
+    which Table 4 feeds to the three models. Writes ``table3.json``.
+    """
+    sc = config.get_scale(scale)
+    start = time.perf_counter()
+    splits = {"P1_error": data.load_mnist("P1", limit=sc.train_limit),
+              "P2_error": data.load_mnist("P2", limit=sc.train_limit),
+              "test_error": data.load_mnist("test", limit=sc.test_limit)}
+    advs, in_load = _adv_sets(zoo.TABLE3, sc, "test", sc.attack_limit, progress)
+    rows = []
+    for name in zoo.TABLE3:
+        net = zoo.load(name, scale=sc, progress=progress)
+        ref, adv = paper.TABLE3[name], advs[name]
+        ok = adv["success"]
+        row = {"model": name, "trained_on": zoo.spec(name).split}
+        for field, (xs, ys) in splits.items():
+            row[field] = results.cell(train.error_rate(net, xs, ys), ref[field])
+        row["distortion"] = results.cell(
+            adv["distortion"][ok].mean().item() if ok.any() else None, ref["distortion"])
+        row["success"] = results.cell(ok.float().mean().item(), None)
+        rows.append(row)
+    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
+    settings = {"n": {k: len(v[0]) for k, v in splits.items()},
+                "attacked_split": "test", "n_attacked": len(advs[zoo.TABLE3[0]]["success"]),
+                "target_seed": advsets.TARGET_SEED, "attack": attacks.LBFGSSettings().as_dict(),
+                "attack_seconds": attack_seconds,
+                "models": {n: zoo.spec(n).as_dict() for n in zoo.TABLE3}}
+    own = time.perf_counter() - start - in_load
+    results.write("table3", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
+                  settings=settings)
+    return results.read("table3", sc)
+
+
+def table4(scale: str | config.Scale | None = None, *, seed: int = 0,
+           progress: bool = True) -> dict[str, Any]:
+    """Table 4: cross-training-set transfer of test-set adversarial examples, plain and amplified.
+
+    Rows, in the paper's order: each Table 3 model's adversarial set on the test set
+    ("Distorted for <model>"); Gaussian noise of stddev 0.06; each set amplified
+    (``transfer.amplify``: every perturbation rescaled to a per-pixel RMS of 0.1, then clipped to
+    [0,1]); Gaussian noise of stddev 0.1. Columns: the three models; cells: error against the true
+    label. Distortion rows give each row's realised average per-pixel RMS; the paper's figure is
+    the stddev its row names. ``seconds`` includes the cached attacks' time. Writes
+    ``table4.json``.
+    """
+    from . import transfer
+
+    sc = config.get_scale(scale)
+    start = time.perf_counter()
+    x, y = data.load_mnist("test", limit=sc.attack_limit)
+    advs, in_load = _adv_sets(zoo.TABLE3, sc, "test", sc.attack_limit, progress)
+    nets = {n: zoo.load(n, scale=sc, progress=progress) for n in zoo.TABLE3}
+    lo, hi = TABLE4_NOISE
+    noise = transfer.noise_sets(x, TABLE4_NOISE, seed=seed)
+    sets: dict[str, torch.Tensor] = {f"Distorted for {n}": a["adversarial"]
+                                     for n, a in advs.items()}
+    sets[f"Gaussian noise, stddev={lo:g}"] = noise[f"Gaussian noise, stddev={lo:g}"]
+    for n, a in advs.items():
+        sets[f"Distorted for {n}, amplified to stddev={TABLE4_AMPLIFY:g}"] = transfer.amplify(
+            x, a["adversarial"], TABLE4_AMPLIFY)
+    sets[f"Gaussian noise, stddev={hi:g}"] = noise[f"Gaussian noise, stddev={hi:g}"]
+    matrix = transfer.error_matrix(sets, y, nets)
+    dist = {r: attacks.distortion(x, s).mean().item() for r, s in sets.items()}
+    ref_dist = {f"Distorted for {n}": paper.TABLE3[n]["distortion"] for n in zoo.TABLE3}
+    ref_dist.update({r: TABLE4_AMPLIFY for r in sets if "amplified" in r})
+    ref_dist.update({f"Gaussian noise, stddev={s:g}": s for s in TABLE4_NOISE})
+    rows = _matrix_rows(matrix, paper.TABLE4, dist, ref_dist)
+    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
+    settings = {"n": len(x), "split": "test", "rows": list(sets), "columns": zoo.TABLE3,
+                "noise_stddevs": list(TABLE4_NOISE), "noise_seed": seed, "noise_clipped": True,
+                "amplify_stddev": TABLE4_AMPLIFY, "amplify_clipped": True,
+                "amplify": "x + r * stddev / rms(r) per image, then clipped to [0,1]",
+                "amplify_factor": {n: (TABLE4_AMPLIFY / a["distortion"][a["distortion"] > 0])
+                                   .mean().item() for n, a in advs.items()},
+                "error": "fraction misclassified w.r.t. the true label",
+                "success": {n: a["success"].float().mean().item() for n, a in advs.items()},
+                "clean_error": {n: train.error_rate(net, x, y) for n, net in nets.items()},
+                "target_seed": advsets.TARGET_SEED, "attack": attacks.LBFGSSettings().as_dict(),
+                "attack_seconds": attack_seconds}
+    own = time.perf_counter() - start - in_load
+    results.write("table4", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
+                  settings=settings)
+    return results.read("table4", sc)
+
+
 #: Every experiment the CLI can run, by results-file name.
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
-    "table1": table1, "c_sweep": c_sweep, "noise": noise, "units": units}
+    "table1": table1, "c_sweep": c_sweep, "noise": noise, "units": units,
+    "table2": table2, "table3": table3, "table4": table4}

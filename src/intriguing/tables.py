@@ -85,3 +85,37 @@ def model_specs(names: Sequence[str], scale: object = None) -> str:
                      int(done), f"{hist['seconds']:.0f}"])
     return html_table(["model", "description", "lambda per layer", "trained on", "optimiser",
                        "epochs / iterations run", "seconds"], rows)
+
+
+def matrix(doc: dict, *, field: str = "error", kind: str = "percent",
+           extra: str | None = "distortion", extra_heading: str = "av. distortion") -> str:
+    """A transfer table (``table2.json``, ``table4.json``) as the paper prints it: sets by models.
+
+    Each cell shows ours in bold and the paper's below it. ``extra`` names a per-row figure
+    (rows with ``source`` and that field, no ``target``), shown in a last column.
+    """
+    rows = list(doc["settings"]["rows"])
+    cols = list(doc["settings"]["columns"])
+    cells = {(r["source"], r["target"]): r[field] for r in doc["rows"]
+             if "target" in r and field in r}
+    side = {r["source"]: r[extra] for r in doc["rows"]
+            if extra and "target" not in r and extra in r}
+
+    def show(c: dict | None, k: str) -> str:
+        if c is None:
+            return "<td>—</td>"
+        return (f"<td><b>{fmt(c['ours'], k)}</b><br>"
+                f"<span class=\"paper\">paper {fmt(c['paper'], k)}</span></td>")
+
+    head = "<th>made for \\ fed to</th>" + "".join(f"<th>{html.escape(c)}</th>" for c in cols)
+    head += f"<th>{html.escape(extra_heading)}</th>" if extra else ""
+    body = []
+    for r in rows:
+        tds = "".join(show(cells.get((r, c)), kind) for c in cols)
+        tds += show(side.get(r), "float") if extra else ""
+        body.append(f"<tr><td>{html.escape(r)}</td>{tds}</tr>")
+    return (f'<table class="comparison"><thead><tr>{head}</tr></thead>'
+            f"<tbody>{''.join(body)}</tbody></table>"
+            f'<p class="caption-note">bold: this book; below: the paper. scale: '
+            f'{html.escape(doc["scale"])}; {doc["seconds"]:.1f} s; '
+            f'commit {html.escape(doc["commit"][:12])}</p>')
