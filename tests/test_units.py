@@ -185,3 +185,22 @@ def test_viewer_links_every_stack():
     assert "unit 1" in first.children[1].value  # unit 0 is dead, so the first shown is unit 1
     with pytest.raises(ValueError, match="unit_ids"):
         units.viewer(images, labels, acts, unit_ids=[9])
+
+
+def test_live_viewer_redraws_the_top_k_of_the_chosen_direction():
+    gen = torch.Generator().manual_seed(0)
+    images = torch.rand(40, 1, 28, 28, generator=gen)
+    labels = torch.arange(40) % 10
+    acts = torch.randn(40, 6, generator=gen)
+    box = units.live_viewer(images, labels, acts, ks=(4, 8))
+    basis, index, k = box.controls
+    index.value, k.value = 3, 8
+    expected = units.strip_png(images[units.top_k(acts, units.unit_direction(6, 3), 8)])
+    assert box.children[3].value == expected
+    basis.value = "random direction"
+    index.value = 7
+    v = units.random_directions(6, 1, seed=7)[0]
+    assert box.children[3].value == units.strip_png(images[units.top_k(acts, v, 8)])
+    assert "seed 7" in box.children[4].value
+    with pytest.raises(ValueError, match="ks must hold k"):
+        units.live_viewer(images, labels, acts, ks=(0,))

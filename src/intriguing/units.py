@@ -507,3 +507,60 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
     box.add_class("intriguing-units")
     box.links = links
     return box
+
+
+def live_viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
+                ks: Sequence[int] = (8, 16, 32, 64), display_scale: int = 2) -> Any:
+    """The top-k viewer live in Jupyter: any unit, any direction seed, any k of ``ks``.
+
+    The static ``viewer`` holds a few precomputed frames for the rendered book; this one
+    recomputes the strip on every move (one ``(N, D) @ (D,)`` product and a sort), so a student
+    can try every unit of the layer and as many random directions as they like.
+
+    Args:
+        images: ``(N, 1, 28, 28)`` the held-out set I.
+        labels: ``(N,)`` its true labels.
+        acts: ``(N, D)`` activations of the probed layer.
+        ks: the k the slider offers.
+        display_scale: the browser shows strips this many times larger (pixelated).
+
+    Returns:
+        A ``widgets.VBox``; ``box.render(basis, index, k)`` draws a frame (also called on moves).
+    """
+    import ipywidgets as widgets
+
+    acts = _finite_2d("acts", acts)
+    dim = acts.shape[1]
+    ks = [int(k) for k in ks]
+    if not ks or min(ks) <= 0 or max(ks) > len(acts):
+        raise ValueError(f"ks must hold k in 1..{len(acts)}, got {ks}")
+    basis = widgets.ToggleButtons(options=["unit", "random direction"], description="basis")
+    index = widgets.IntSlider(value=0, min=0, max=dim - 1, description="unit / seed",
+                              continuous_update=False)
+    kslider = widgets.SelectionSlider(options=ks, value=ks[0], description="k")
+    image = widgets.Image(format="png")
+    image.add_class("pixelated")
+    caption = widgets.HTML()
+
+    def render(which: str, i: int, k: int) -> None:
+        v = unit_direction(dim, i) if which == "unit" else random_directions(dim, 1, seed=i)[0]
+        idx = top_k(acts, v, k)
+        name = f"unit {i}" if which == "unit" else f"random direction (seed {i})"
+        image.value = strip_png(images[idx])
+        image.width, image.height = str(k * 30 * display_scale), str(28 * display_scale)
+        caption.value = caption_html(name, labels[idx].tolist())
+
+    def on_change(_: Any = None) -> None:
+        index.max = dim - 1 if basis.value == "unit" else 10_000
+        render(basis.value, index.value, kslider.value)
+
+    for control in (basis, index, kslider):
+        control.observe(on_change, names="value")
+    on_change()
+    style = widgets.HTML("<style>.intriguing-units img.pixelated "
+                         "{ image-rendering: pixelated; }</style>")
+    box = widgets.VBox([basis, widgets.HBox([index, kslider]), style, image, caption])
+    box.add_class("intriguing-units")
+    box.render = render
+    box.controls = (basis, index, kslider)
+    return box
