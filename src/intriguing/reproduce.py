@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from . import advsets, attacks, config, data, paper, results, train, zoo
 
@@ -34,14 +35,12 @@ def table1(scale: str | config.Scale | None = None, *, progress: bool = True) ->
     start = time.perf_counter()
     x, y = data.load_mnist("train", limit=sc.train_limit)
     xt, yt = data.load_mnist("test", limit=sc.test_limit)
-    rows, attack_seconds, in_load = [], {}, 0.0
+    advs, in_load = _adv_sets(zoo.TABLE1, sc, sc.attack_split, sc.attack_limit, progress)
+    rows = []
     for name in zoo.TABLE1:
         model = zoo.load(name, scale=sc, progress=progress)
-        t0 = time.perf_counter()
-        adv = advsets.load(name, scale=sc, progress=progress)
-        in_load += time.perf_counter() - t0
+        adv = advs[name]
         ok = adv["success"]
-        attack_seconds[name] = float(adv["seconds"])
         ref = paper.TABLE1[name]
         rows.append({
             "model": name,
@@ -54,15 +53,10 @@ def table1(scale: str | config.Scale | None = None, *, progress: bool = True) ->
             "evals_per_image": results.cell(adv["evals"].float().mean().item(), None),
         })
     settings = {"n_train": len(x), "n_test": len(xt), "attacked_split": sc.attack_split,
-                "n_attacked": len(adv["success"]), "target_seed": advsets.TARGET_SEED,
+                "n_attacked": len(adv["success"]),
                 "targets": "uniform over the nine labels other than the true one",
-                "attack": attacks.LBFGSSettings().as_dict(), "attack_seconds": attack_seconds,
                 "models": {n: zoo.spec(n).as_dict() for n in zoo.TABLE1}}
-    # seconds: the attacks' own time (when the sets were made) plus everything else of this call
-    own = time.perf_counter() - start - in_load
-    results.write("table1", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
-                  settings=settings)
-    return results.read("table1", sc)
+    return _write_attacked("table1", rows, sc, start, advs, in_load, settings)
 
 
 
@@ -216,6 +210,30 @@ def _adv_sets(names: list[str], sc: config.Scale, split: str, limit: int | None,
     return sets, time.perf_counter() - t0
 
 
+def _write_attacked(name: str, rows: list[dict], sc: config.Scale, start: float,
+                    advs: dict[str, dict], in_load: float, settings: dict) -> dict[str, Any]:
+    """Write a results file that rests on cached adversarial sets, and read it back.
+
+    Adds the attack's settings and each set's attack time to ``settings``; ``seconds`` is each
+    set's own attack time (when it was made) plus everything else of this call since ``start``.
+    """
+    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
+    settings = {**settings, "target_seed": advsets.TARGET_SEED,
+                "attack": attacks.LBFGSSettings().as_dict(), "attack_seconds": attack_seconds}
+    own = time.perf_counter() - start - in_load
+    results.write(name, rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
+                  settings=settings)
+    return results.read(name, sc)
+
+
+def _transfer_settings(advs: dict[str, dict], nets: dict[str, nn.Module], x: torch.Tensor,
+                       y: torch.Tensor) -> dict[str, Any]:
+    """Settings shared by the transfer tables: how errors count, success and clean errors."""
+    return {"error": "fraction misclassified w.r.t. the true label",
+            "success": {n: a["success"].float().mean().item() for n, a in advs.items()},
+            "clean_error": {n: train.error_rate(net, x, y) for n, net in nets.items()}}
+
+
 def _matrix_rows(matrix: dict[str, dict[str, float]], ref: dict[str, dict[str, float]],
                  distortion: dict[str, float], ref_distortion: dict[str, float]) -> list[dict]:
     rows = [{"source": r, "target": c, "error": results.cell(v, ref.get(r, {}).get(c))}
@@ -249,18 +267,10 @@ def table2(scale: str | config.Scale | None = None, *, seed: int = 0,
     matrix = transfer.error_matrix(sets, y, nets)
     dist = {r: attacks.distortion(x, s).mean().item() for r, s in sets.items()}
     rows = _matrix_rows(matrix, paper.TABLE2, dist, paper.TABLE2_DISTORTION)
-    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
     settings = {"n": len(x), "split": sc.attack_split, "rows": list(sets), "columns": zoo.TABLE1,
                 "noise_stddevs": list(TABLE2_NOISE), "noise_seed": seed, "noise_clipped": True,
-                "error": "fraction misclassified w.r.t. the true label",
-                "success": {n: a["success"].float().mean().item() for n, a in advs.items()},
-                "clean_error": {n: train.error_rate(net, x, y) for n, net in nets.items()},
-                "target_seed": advsets.TARGET_SEED, "attack": attacks.LBFGSSettings().as_dict(),
-                "attack_seconds": attack_seconds}
-    own = time.perf_counter() - start - in_load
-    results.write("table2", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
-                  settings=settings)
-    return results.read("table2", sc)
+                **_transfer_settings(advs, nets, x, y)}
+    return _write_attacked("table2", rows, sc, start, advs, in_load, settings)
 
 
 def table3(scale: str | config.Scale | None = None, *, progress: bool = True) -> dict[str, Any]:
@@ -290,16 +300,10 @@ def table3(scale: str | config.Scale | None = None, *, progress: bool = True) ->
             adv["distortion"][ok].mean().item() if ok.any() else None, ref["distortion"])
         row["success"] = results.cell(ok.float().mean().item(), None)
         rows.append(row)
-    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
     settings = {"n": {k: len(v[0]) for k, v in splits.items()},
                 "attacked_split": "test", "n_attacked": len(advs[zoo.TABLE3[0]]["success"]),
-                "target_seed": advsets.TARGET_SEED, "attack": attacks.LBFGSSettings().as_dict(),
-                "attack_seconds": attack_seconds,
                 "models": {n: zoo.spec(n).as_dict() for n in zoo.TABLE3}}
-    own = time.perf_counter() - start - in_load
-    results.write("table3", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
-                  settings=settings)
-    return results.read("table3", sc)
+    return _write_attacked("table3", rows, sc, start, advs, in_load, settings)
 
 
 def table4(scale: str | config.Scale | None = None, *, seed: int = 0,
@@ -336,22 +340,14 @@ def table4(scale: str | config.Scale | None = None, *, seed: int = 0,
     ref_dist.update({r: TABLE4_AMPLIFY for r in sets if "amplified" in r})
     ref_dist.update({f"Gaussian noise, stddev={s:g}": s for s in TABLE4_NOISE})
     rows = _matrix_rows(matrix, paper.TABLE4, dist, ref_dist)
-    attack_seconds = {n: float(a["seconds"]) for n, a in advs.items()}
     settings = {"n": len(x), "split": "test", "rows": list(sets), "columns": zoo.TABLE3,
                 "noise_stddevs": list(TABLE4_NOISE), "noise_seed": seed, "noise_clipped": True,
                 "amplify_stddev": TABLE4_AMPLIFY, "amplify_clipped": True,
                 "amplify": "x + r * stddev / rms(r) per image, then clipped to [0,1]",
                 "amplify_factor": {n: (TABLE4_AMPLIFY / a["distortion"][a["distortion"] > 0])
                                    .mean().item() for n, a in advs.items()},
-                "error": "fraction misclassified w.r.t. the true label",
-                "success": {n: a["success"].float().mean().item() for n, a in advs.items()},
-                "clean_error": {n: train.error_rate(net, x, y) for n, net in nets.items()},
-                "target_seed": advsets.TARGET_SEED, "attack": attacks.LBFGSSettings().as_dict(),
-                "attack_seconds": attack_seconds}
-    own = time.perf_counter() - start - in_load
-    results.write("table4", rows, scale=sc.name, seconds=own + sum(attack_seconds.values()),
-                  settings=settings)
-    return results.read("table4", sc)
+                **_transfer_settings(advs, nets, x, y)}
+    return _write_attacked("table4", rows, sc, start, advs, in_load, settings)
 
 
 #: Every experiment the CLI can run, by results-file name.
