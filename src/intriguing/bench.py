@@ -88,7 +88,8 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
 
     settings = attacks.LBFGSSettings()
     ref_settings = dataclasses.replace(settings, memory=REFERENCE_MEMORY,
-                                       max_iter=REFERENCE_MAX_ITER)
+                                       max_iter=REFERENCE_MAX_ITER,
+                                       reach_max_iter=REFERENCE_MAX_ITER)
     saved_threads = torch.get_num_threads()
     try:
         by_threads = {}
