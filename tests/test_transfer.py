@@ -4,7 +4,7 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing import attacks, config, reproduce, results, transfer
+from intriguing import attacks, config, reproduce, results, transfer, zoo
 
 
 class Constant(nn.Module):
@@ -141,3 +141,218 @@ def test_table4_attacks_each_source_once(synthetic_mnist, monkeypatch, tiny):
     assert amp["error"]["paper"] == 0.98
     dist = [r for r in first["rows"] if "distortion" in r and "amplified" in r["source"]]
     assert len(dist) == 3 and all(r["distortion"]["ours"] <= 0.1 + 1e-6 for r in dist)
+
+
+# --------------------------------------------------------------------------------------------
+# Transfer against perturbation size
+
+
+def test_check_c_grid_accepts_ascending_positive_numbers():
+    assert transfer.check_c_grid([0.01, 1, 100.0]) == (0.01, 1.0, 100.0)
+
+
+@pytest.mark.parametrize("grid, match", [
+    ([], "c_grid must not be empty"),
+    ((), "c_grid must not be empty"),
+    ([0.1, 0.0], "positive finite"),
+    ([-1.0, 1.0], "positive finite"),
+    ([1.0, float("inf")], "positive finite"),
+    ([float("nan")], "positive finite"),
+    ([1.0, 0.1], "strictly ascending"),
+    ([1.0, 1.0], "strictly ascending"),
+    (["a"], "sequence of numbers"),
+    (3.0, "sequence of numbers"),
+], ids=["empty list", "empty tuple", "zero", "negative", "inf", "nan", "descending", "repeat",
+        "text", "scalar"])
+def test_check_c_grid_rejects(grid, match):
+    with pytest.raises(ValueError, match=match):
+        transfer.check_c_grid(grid)
+
+
+def test_matched_noise_has_each_images_distortion_exactly(images):
+    want = torch.linspace(0.0, 0.3, len(images))
+    gen = torch.Generator().manual_seed(3)
+    noisy = transfer.matched_noise(images, want, generator=gen)
+    assert noisy.shape == images.shape and noisy.min() >= 0 and noisy.max() <= 1
+    got = attacks.distortion(images, noisy)
+    assert torch.allclose(got, want, atol=1e-6)
+    assert torch.equal(noisy[0], images[0])          # distortion 0: unchanged
+    again = transfer.matched_noise(images, want, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(noisy, again)                  # seeded
+    other = transfer.matched_noise(images, want, generator=torch.Generator().manual_seed(4))
+    assert not torch.equal(noisy[1:], other[1:])      # another seed, another draw
+
+
+def test_matched_noise_rejects_bad_distortions(images):
+    with pytest.raises(ValueError, match=r"distortion must be \(40,\)"):
+        transfer.matched_noise(images, torch.zeros(39))
+    with pytest.raises(ValueError, match="distortion must be"):
+        transfer.matched_noise(images, torch.full((40,), -0.1))
+
+
+def _own_sets(model, images, grid):
+    """Fixed-c sets of ``model`` on the images every c fools (so each set fools it fully)."""
+    labels = model(images).argmax(1)
+    targets = (labels + 1) % 10
+    results = {c: attacks.lbfgs(model, images, targets, c=c) for c in grid}
+    ok = torch.stack([r.success for r in results.values()]).all(0)
+    return images[ok], labels[ok], {c: r.adversarial[ok] for c, r in results.items()}
+
+
+def test_curve_source_fed_its_own_successful_sets_scores_100_percent(tiny_model, images):
+    x, y, sets = _own_sets(tiny_model, images, (0.001, 0.01))
+    assert len(x) >= 10
+    pts = transfer.curve(x, y, sets, {"self": tiny_model, "always 3": Constant(3)},
+                         source="self")
+    assert [p["c"] for p in pts] == [0.001, 0.01]
+    for p, adv in zip(pts, sets.values(), strict=True):
+        assert p["error"]["self"] == 1.0
+        assert p["error"]["always 3"] == int((y != 3).sum()) / len(y)   # constant: its error
+        assert p["noise_error"]["always 3"] == p["error"]["always 3"]
+        assert p["distortion"] == pytest.approx(attacks.distortion(x, adv).mean().item())
+        assert p["noise_distortion"] == pytest.approx(p["distortion"], abs=1e-6)
+    # a smaller c penalises the perturbation less: the set is farther from the images
+    assert pts[0]["distortion"] > pts[1]["distortion"]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(source="nobody"), r"source must be one of the models \['self'\]"),
+    (dict(sets={}), "c_grid must not be empty"),
+    (dict(sets={0.0: None}), "positive finite"),
+    (dict(sets={-1.0: None}), "positive finite"),
+    (dict(sets={1.0: torch.zeros(3, 1, 28, 28)}), r"adversarial\[1\] must have the images'"),
+], ids=["unknown source", "empty grid", "zero c", "negative c", "wrong set shape"])
+def test_curve_rejects_bad_arguments(tiny_model, images, kwargs, match):
+    sets = kwargs.pop("sets", {1.0: images})
+    args = {"source": "self", **kwargs}
+    with pytest.raises(ValueError, match=match):
+        transfer.curve(images, torch.zeros(40, dtype=torch.long), sets, {"self": tiny_model},
+                       **args)
+
+
+def test_rate_and_distortion_read_off_a_curve():
+    d, r = [0.01, 0.03, 0.05], [0.1, 0.3, 0.9]
+    assert transfer.rate_at(d, r, 0.04) == pytest.approx(0.6)
+    assert transfer.rate_at(d, r, 0.01) == pytest.approx(0.1)
+    assert transfer.rate_at(d, r, 0.06) is None and transfer.rate_at(d, r, 0.0) is None
+    assert transfer.distortion_at(d, r, 0.5) == pytest.approx(0.03 + 0.2 / 0.6 * 0.02)
+    assert transfer.distortion_at(d, r, 0.05) == pytest.approx(0.01)
+    assert transfer.distortion_at(d, r, 0.95) is None
+    with pytest.raises(ValueError, match="ascending"):
+        transfer.rate_at([0.05, 0.01], [0.0, 1.0], 0.02)
+    with pytest.raises(ValueError, match="one length"):
+        transfer.distortion_at([0.01], [0.1, 0.2], 0.1)
+
+
+def test_transfer_curves_experiment_on_tiny_models(synthetic_mnist, monkeypatch, tiny):
+    monkeypatch.setitem(config.SCALES, tiny.name, tiny)
+    calls = []
+    real = attacks.lbfgs
+
+    def counted(*args, **kwargs):
+        calls.append(kwargs.get("c"))
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(attacks, "lbfgs", counted)
+    grid = (0.01, 1.0)
+    kwargs = dict(sources=["FC10(1e-2)"], targets=["FC10(1e-2)", "FC10(1)"], c_grid=grid,
+                  progress=False)
+    doc = reproduce.transfer_curves(tiny, **kwargs)
+    assert calls == list(grid)                         # one fixed-c solve per c, no search
+    assert doc["settings"]["n"] == tiny.attack_limit and doc["settings"]["c_grid"] == list(grid)
+    cells = [r for r in doc["rows"] if "c_value" in r]
+    assert {(r["source"], r["target"], r["c"]) for r in cells} == {
+        ("FC10(1e-2)", t, c) for t in ("FC10(1e-2)", "FC10(1)") for c in ("0.01", "1")}
+    for r in cells:
+        assert r["error"]["paper"] is None and 0 <= r["error"]["ours"] <= 1
+        # errors count against the true label, so the source errs at least where it was fooled
+        if r["target"] == r["source"]:
+            assert r["error"]["ours"] >= r["success"]["ours"] - 1e-9
+    paper_rows = [r for r in doc["rows"] if r["c"] == "at the paper's distortion"]
+    assert {r["target"]: r["error"]["paper"] for r in paper_rows} == {"FC10(1e-2)": 1.0,
+                                                                       "FC10(1)": 0.352}
+    assert doc["seconds"] >= sum(doc["settings"]["attack_seconds"].values())
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("the cached fixed-c sets should have been reused")
+
+    monkeypatch.setattr(attacks, "lbfgs", no_attack)
+    again = reproduce.transfer_curves(tiny, **kwargs)
+    assert [r["error"] for r in again["rows"]] == [r["error"] for r in doc["rows"]]
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(sources=["FC10(7)"]), r"sources must be zoo models .* unknown \['FC10\(7\)'\]"),
+    (dict(targets=["nobody"]), r"targets must be zoo models"),
+    (dict(sources=[]), "sources must name at least one"),
+    (dict(c_grid=()), "c_grid must not be empty"),
+    (dict(c_grid=(0.0, 1.0)), "positive finite"),
+    (dict(c_grid=(-0.5,)), "positive finite"),
+    (dict(n=0), "n must be a positive int"),
+], ids=["unknown source", "unknown target", "no source", "empty grid", "zero c", "negative c",
+        "n zero"])
+def test_transfer_curves_rejects_bad_arguments_before_any_work(monkeypatch, kwargs, match):
+    def boom(*args, **kwargs):
+        raise AssertionError("no model should be loaded for bad arguments")
+
+    monkeypatch.setattr(zoo, "load", boom)
+    with pytest.raises(ValueError, match=match):
+        reproduce.transfer_curves("smoke", progress=False, **kwargs)
+
+
+def test_transfer_curves_is_a_registered_experiment():
+    assert reproduce.EXPERIMENTS["transfer_curves"] is reproduce.transfer_curves
+    assert len(reproduce.TRANSFER_C_GRID) >= 6
+    transfer.check_c_grid(reproduce.TRANSFER_C_GRID)
+
+
+def _curve_rows(source, target, d, err, noise):
+    return [{"source": source, "target": target, "c": f"{c:g}", "c_value": {"ours": c},
+             "distortion": {"ours": a}, "error": {"ours": b}, "noise_error": {"ours": n}}
+            for c, a, b, n in zip((1.0, 0.1), d, err, noise, strict=True)]
+
+
+def test_curve_summary_reads_the_curves_at_a_common_distortion():
+    rows = (_curve_rows("A", "A", (0.02, 0.06), (0.2, 1.0), (0.0, 0.0))
+            + _curve_rows("A", "B", (0.02, 0.06), (0.1, 0.5), (0.0, 0.1))
+            + _curve_rows("B", "A", (0.01, 0.04), (0.2, 0.8), (0.1, 0.1))
+            + _curve_rows("B", "B", (0.01, 0.04), (0.5, 1.0), (0.0, 0.0)))
+    rows += [{"source": "A", "target": "B", "c": "at the paper's distortion",
+              "error": {"ours": 0.45, "paper": 0.2}},
+             {"source": "B", "target": "A", "c": "at the paper's distortion",
+              "error": {"ours": None, "paper": 0.3}}]
+    doc = {"name": "transfer_curves", "rows": rows,
+           "settings": {"sources": ["A", "B"], "targets": ["A", "B"], "c_grid": [0.1, 1.0],
+                        "n": 7}}
+    table2 = {"rows": [{"source": "A", "target": "B", "error": {"ours": 0.6, "paper": 0.3}},
+                       {"source": "B", "target": "A", "error": {"ours": 0.2, "paper": 0.4}},
+                       {"source": "A", "distortion": {"ours": 0.05}},
+                       {"source": "B", "distortion": {"ours": 0.03}}]}
+    got = transfer.curve_summary(doc, table2)
+    want = {"n": 7, "n_c": 2, "c_min": 0.1, "c_max": 1.0, "d_common": 0.04,
+            "adv_common": (0.3 + 0.8) / 2, "noise_common": (0.05 + 0.1) / 2,
+            "adv_half": (0.1 + 0.4) / 2, "t2_top": "A", "t2_top_ours": 0.6,
+            "t2_top_paper": 0.3, "top_common": 0.3, "top_rank": 2, "best": "B",
+            "best_common": 0.8, "best_t2": 0.2, "order": "a different order from",
+            "paper_k": 1, "paper_ours": 0.45, "paper_paper": 0.2,
+            "t2_gap": ((0.4 - 0.6) + (0.6 - 0.2)) / 2, "t2_gap_size": 0.1,
+            "t2_gap_side": "below", "t2_top_dist": 0.05, "t2_other_dist": 0.03}
+    assert set(got) == set(want)
+    for key, value in want.items():
+        assert got[key] == (value if isinstance(value, str) else pytest.approx(value)), key
+    assert transfer.mean_transfer_at(doc, "A", 0.04, field="noise_error") == pytest.approx(0.05)
+    assert transfer.mean_transfer_at(doc, "A", 0.07) is None       # beyond the curve
+    with pytest.raises(ValueError, match="no curve for source 'A' and target 'C'"):
+        transfer.curve_of(doc, "A", "C")
+    # the figure: one panel per pair; the A -> B panel holds its curve, floor and Table 2 point
+    import matplotlib
+    matplotlib.use("Agg")
+    from intriguing import plots
+
+    fig = plots.transfer_curves(doc, table2=table2)
+    assert len(fig.axes) == 4
+    lines = {ln.get_label(): ln for ln in fig.axes[1].get_lines()}
+    assert list(lines["fixed-c adversarial sets"].get_xdata()) == [0.02, 0.06]
+    assert list(lines["fixed-c adversarial sets"].get_ydata()) == [10.0, 50.0]
+    assert list(lines["ours, Table 2"].get_xydata()[0]) == [0.05, 60.0]
+    assert "paper, Table 2" not in lines                  # A and B are not the paper's models

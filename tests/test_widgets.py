@@ -333,7 +333,7 @@ def test_live_viewer_solves_on_demand_and_memoises(frames):
     ctl.image.index = 1
     ctl.image.index = start[0]
     assert len(attack.calls) == n + 1  # only (1, start_t, start_k) was new
-    assert set(viewer.cache) >= {start, (1, 2, 0)}
+    assert set(viewer.cache) >= {(0, *start), (0, 1, 2, 0)}  # keyed (source, i, t, k)
 
 
 def test_live_viewer_accepts_one_model_or_a_dict():
@@ -361,3 +361,148 @@ def test_linked_stacks_links_every_stack_of_each_level():
     assert len(links) == 1 + 2  # the outer Stack, and each of the two inner Stacks
     with pytest.raises(ValueError, match="one entry per level"):
         W.linked_stacks(leaves, [outer_control], [0, 0])
+
+
+# --------------------------------------------------------------------------------------------
+# Several attacked models: the transfer viewer
+
+
+SOURCES = 3  # every model of _models(3) attacked in turn
+
+
+class SourceAttack:
+    """Not an attack: brightens a stripe chosen by (attacked model, target), fainter as c grows,
+    so every (source, image, target, c) frame differs."""
+
+    def __init__(self, models: list[torch.nn.Module]) -> None:
+        self.models = models
+        self.attacked: list[int] = []
+
+    def __call__(self, model, x, targets, *, c):
+        s = next(n for n, m in enumerate(self.models) if m is model)
+        self.attacked.append(s)
+        r = torch.zeros_like(x)
+        for n, t in enumerate(targets.tolist()):
+            r[n, 0, 2 * t + s] = 0.6 / (1 + c)
+        return (x + r).clamp(0, 1)
+
+
+@pytest.fixture(scope="module")
+def per_source() -> list[W.AttackFrames]:
+    models = _models(SOURCES)
+    attack = SourceAttack(models)
+    out = [W.precompute_frames(models, ["a", "b", "c"], _images(), LABELS, C_GRID, TARGETS,
+                               attack, source_index=s) for s in range(SOURCES)]
+    assert attack.attacked == [s for s in range(SOURCES) for _ in C_GRID]
+    return out
+
+
+def test_transfer_viewer_maps_source_image_target_c_to_its_frame(per_source):
+    viewer = W.static_viewer(per_source)
+    ctl = viewer.controls
+    assert ctl.source is not None and [o[0] for o in ctl.source.options] == ["a", "b", "c"]
+    assert ctl.source in viewer.children[0].children[0].children  # shown beside image, target
+    assert all(isinstance(link, Link) for link in viewer.links)
+    assert len(viewer.links) == 1 + SOURCES + SOURCES * N_IMG + SOURCES * N_IMG * T
+    for s, i, t, k in itertools.product(range(SOURCES), range(N_IMG), range(T), range(C)):
+        ctl.source.index, ctl.image.index, ctl.target.index, ctl.c.index = s, i, t, k
+        _follow_links(viewer)
+        image, panel = _shown(viewer).children
+        assert image.value == W.render_png(per_source[s], i, t, k), (s, i, t, k)
+        assert panel.value == W.render_panel_html(per_source[s], i, t, k)
+    # the frames really differ by source: the attacked model heads each panel
+    assert "<td>b <span" in W.render_panel_html(per_source[1], 0, 0, 0)
+    assert W.render_png(per_source[0], 0, 1, 0) != W.render_png(per_source[1], 0, 1, 0)
+
+
+def test_transfer_viewer_default_and_single_source_unchanged(per_source, frames):
+    viewer = W.static_viewer(per_source)
+    assert viewer.controls.source.index == 0
+    before = _shown(viewer)
+    _follow_links(viewer)
+    assert _shown(viewer) is before  # the saved state already agrees with the controls
+    one = W.static_viewer([per_source[0]])
+    assert one.controls.source is None and len(one.links) == 1 + N_IMG + N_IMG * T
+    assert W.static_viewer(frames).controls.source is None
+
+
+def test_transfer_viewer_rejects_frames_that_do_not_line_up(per_source):
+    other_c = W.precompute_frames(_models(1), ["z"], _images(), LABELS, [0.5, 5.0], TARGETS,
+                                  FakeAttack())
+    with pytest.raises(ValueError, match=r"frames\[1\]\.c_grid must equal frames\[0\]\.c_grid"):
+        W.static_viewer([per_source[0], other_c])
+    with pytest.raises(ValueError, match="distinct source models"):
+        W.static_viewer([per_source[0], per_source[0]])
+    with pytest.raises(ValueError, match="non-empty sequence"):
+        W.static_viewer([])
+
+
+def test_live_viewer_with_sources_attacks_the_chosen_model(per_source):
+    models = _models(SOURCES)
+    attack = SourceAttack(models)
+    viewer = W.live_viewer(models, _images(), LABELS, c_grid=C_GRID, attack_fn=attack,
+                           model_names=["a", "b", "c"], targets=TARGETS, sources=["a", "c"])
+    ctl = viewer.controls
+    assert [o[0] for o in ctl.source.options] == ["a", "c"] and attack.attacked == [0]
+    image, panel = viewer.frames_area.children
+    ctl.source.index = 1  # attack "c", which is model 2 of per_source
+    ctl.image.index, ctl.target.index, ctl.c.index = 1, 2, 3
+    assert attack.attacked[-1] == 2
+    assert image.value == W.render_png(per_source[2], 1, 2, 3)
+    assert panel.value == W.render_panel_html(per_source[2], 1, 2, 3)
+    assert (1, 1, 2, 3) in viewer.cache
+    with pytest.raises(ValueError, match="sources must be distinct names"):
+        W.live_viewer(models, _images(), LABELS, c_grid=C_GRID, attack_fn=attack,
+                      model_names=["a", "b", "c"], sources=["a", "nobody"])
+    with pytest.raises(ValueError, match="sources must be distinct names"):
+        W.live_viewer(models, _images(), LABELS, c_grid=C_GRID, attack_fn=attack,
+                      model_names=["a", "b", "c"], sources=[])
+
+
+def test_transfer_viewer_state_stays_small():
+    """The book's transfer viewer: 3 sources x 3 images x 10 targets x 10 c x 10 models, noise
+    images (the worst case for PNG): under the 10 MB page budget."""
+    rng = np.random.default_rng(0)
+    shape = (3, 10, 10)
+    sets = []
+    for s in range(3):
+        p = rng.random((*shape, 10, 10))
+        names = [f"model {(m + s) % 10}" for m in range(10)]
+        sets.append(W.AttackFrames(
+            originals=np.full((3, 28, 28), 0.5), labels=[7, 2, 1], c_grid=np.logspace(-3, 1.5, 10),
+            targets=list(range(10)), adversarial=rng.random((*shape, 28, 28)),
+            distortion=rng.random(shape), probs=p / p.sum(-1, keepdims=True),
+            model_names=np.array(names), source=names[0]))
+    size = W.widget_state_bytes(W.static_viewer(sets))
+    assert size < W.PAGE_LIMIT_BYTES, f"{size / 1e6:.1f} MB"
+
+
+# --------------------------------------------------------------------------------------------
+# Page weight
+
+
+def test_page_weight_counts_the_page_and_its_local_files(tmp_path):
+    (tmp_path / "_images").mkdir()
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_images" / "fig.png").write_bytes(b"x" * 1000)
+    (tmp_path / "_images" / "fig 2.png").write_bytes(b"x" * 10)
+    (tmp_path / "_static" / "app.js").write_bytes(b"x" * 300)
+    (tmp_path / "_static" / "style.css").write_bytes(b"x" * 40)
+    (tmp_path / "_static" / "print.css").write_bytes(b"x" * 7)
+    folder = tmp_path / "chapters"
+    folder.mkdir()
+    page = folder / "p.html"
+    page.write_text(
+        '<html><head><script src="../_static/app.js"></script>'
+        '<link rel="stylesheet" href="../_static/style.css">'
+        '<link rel="stylesheet" href="https://example.org/x.css">'
+        '<link rel="icon" href="../_static/print.css"></head><body>'
+        '<img src="../_images/fig.png"><img src="../_images/fig.png">'
+        '<img src="../_images/fig%202.png"><img src="data:image/png;base64,AAAA">'
+        '<img src="../_images/missing.png"><script>var a = 1;</script></body></html>',
+        encoding="utf-8")
+    html_bytes = page.stat().st_size
+    assert W.page_weight(page) == {"html": html_bytes, "images": 1010, "scripts_styles": 340,
+                                   "page": html_bytes + 1010, "total": html_bytes + 1350}
+    with pytest.raises(ValueError, match="page must be an existing HTML file"):
+        W.page_weight(tmp_path / "nope.html")

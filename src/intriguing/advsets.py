@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -38,16 +40,45 @@ def random_targets(labels: torch.Tensor, seed: int = TARGET_SEED) -> torch.Tenso
 
 
 def set_key(model: str, split: str, limit: int | None, scale: config.Scale,
-            settings: attacks.LBFGSSettings, seed: int) -> str:
-    """12 hex digits identifying an adversarial set."""
+            settings: attacks.LBFGSSettings, seed: int, c: float | None = None) -> str:
+    """12 hex digits identifying an adversarial set (``c``: a fixed-c set, else the search)."""
     payload = {"model": zoo.cache_key(zoo.spec(model), scale), "split": split, "limit": limit,
                "seed": seed, "settings": settings.as_dict(), "version": CACHE_VERSION}
+    if c is not None:
+        payload["c"] = float(c)
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _path(model: str, split: str, scale: config.Scale, key: str) -> Path:
+def _path(model: str, split: str, scale: config.Scale, key: str, c: float | None = None) -> Path:
     slug = zoo.cache_path(model, scale).name.rsplit("-", 1)[0]
-    return config.adversarial_dir() / f"{slug}-{split}-{key}.pt"
+    tag = "" if c is None else f"c{float(c):.3g}-"
+    return config.adversarial_dir() / f"{slug}-{split}-{tag}{key}.pt"
+
+
+def _check_c(c: object) -> float:
+    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
+        raise ValueError(f"c must be a positive finite number, got {c!r}")
+    return float(c)
+
+
+def _cached(path: Path, key: str, x: torch.Tensor, y: torch.Tensor,
+            make: Callable[[], dict]) -> dict[str, torch.Tensor | float]:
+    """The entry stored at ``path`` if it is readable and matches ``key`` and ``x``; else
+    ``make()``, stored atomically. ``images`` and ``labels`` are added on return."""
+    if path.exists():
+        try:
+            entry = torch.load(path, map_location="cpu", weights_only=True)
+            if entry.get("key") != key or len(entry["adversarial"]) != len(x):
+                raise ValueError("key or size mismatch")
+            entry["images"], entry["labels"] = x, y
+            return entry
+        except Exception as exc:  # unreadable or stale: attack again
+            warnings.warn(f"adversarial set {path} is corrupted or stale ({exc}); recomputing",
+                          stacklevel=3)
+    entry = {"key": key, **make()}
+    files.atomic_torch_save(path, entry)
+    entry["images"], entry["labels"] = x, y
+    return entry
 
 
 def load(
@@ -84,29 +115,68 @@ def load(
     limit = sc.attack_limit if limit is None else limit
     settings = settings or attacks.LBFGSSettings()
     key = set_key(model, split, limit, sc, settings, seed)
-    path = _path(model, split, sc, key)
     x, y = data.load_mnist(split, limit=limit)
-    if path.exists():
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            if entry.get("key") != key or len(entry["adversarial"]) != len(x):
-                raise ValueError("key or size mismatch")
-            entry["images"], entry["labels"] = x, y
-            return entry
-        except Exception as exc:  # unreadable or stale: attack again
-            warnings.warn(f"adversarial set {path} is corrupted or stale ({exc}); recomputing",
-                          stacklevel=2)
+    return _cached(_path(model, split, sc, key), key, x, y,
+                   lambda: _attack(model, split, x, y, sc, settings, seed, None, device, progress))
+
+
+def _attack(model: str, split: str, x: torch.Tensor, y: torch.Tensor, sc: config.Scale,
+            settings: attacks.LBFGSSettings, seed: int, c: float | None,
+            device: str | torch.device | None, progress: bool) -> dict:
     net = zoo.load(model, scale=sc, device=device, progress=progress)
     targets = random_targets(y, seed)
     start = time.perf_counter()
-    res = attacks.lbfgs(net, x, targets, settings=settings, device=device, progress=progress)
-    entry = {"key": key, "model": model, "split": split, "targets": targets,
-             "adversarial": res.adversarial, "success": res.success,
-             "distortion": res.distortion, "c": res.c, "evals": res.evals,
-             "seconds": time.perf_counter() - start}
-    files.atomic_torch_save(path, entry)
-    entry["images"], entry["labels"] = x, y
-    return entry
+    res = attacks.lbfgs(net, x, targets, c=c, settings=settings, device=device,
+                        progress=progress)
+    return {"model": model, "split": split, "targets": targets,
+            "adversarial": res.adversarial, "success": res.success,
+            "distortion": res.distortion, "c": res.c, "evals": res.evals,
+            "seconds": time.perf_counter() - start}
+
+
+def fixed_c(
+    model: str,
+    c: float,
+    *,
+    split: str | None = None,
+    limit: int | None = None,
+    scale: str | config.Scale | None = None,
+    settings: attacks.LBFGSSettings | None = None,
+    seed: int = TARGET_SEED,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> dict[str, torch.Tensor | float]:
+    """One solve at the fixed constant ``c`` for every image of a set (no search), cached.
+
+    Why: the transfer curves (``reproduce.transfer_curves``) ask how transfer grows with the size
+    of the perturbation. One solve of the paper's problem at a fixed ``c`` per image
+    (``attacks.lbfgs(..., c=c)``) gives a set whose perturbations all share one trade-off
+    between distortion and loss; a grid of ``c`` gives a family of sets from large to tiny
+    perturbations. Each set is cached like ``load``'s (the key adds ``c``), so a rebuild never
+    attacks again. The targets are ``load``'s (``random_targets`` with ``seed``).
+
+    Args:
+        model: a zoo name.
+        c: the constant, a positive finite number.
+        split, limit, scale, settings, seed, device, progress: as in ``load``.
+
+    Returns:
+        ``load``'s dict; ``success`` says which images reached their target at this ``c``.
+
+    Raises:
+        ValueError: ``c`` is not a positive finite number, or ``model`` is not a zoo name.
+
+    References: Szegedy et al. 2014, arXiv:1312.6199, sections 4.1 and 4.3.
+    """
+    c = _check_c(c)
+    sc = config.get_scale(scale)
+    split = split or sc.attack_split
+    limit = sc.attack_limit if limit is None else limit
+    settings = settings or attacks.LBFGSSettings()
+    key = set_key(model, split, limit, sc, settings, seed, c=c)
+    x, y = data.load_mnist(split, limit=limit)
+    return _cached(_path(model, split, sc, key, c), key, x, y,
+                   lambda: _attack(model, split, x, y, sc, settings, seed, c, device, progress))
 
 
 def viewer_frames(

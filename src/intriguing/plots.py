@@ -317,3 +317,162 @@ def transfer_examples(images: torch.Tensor, adversarial: torch.Tensor, counts: S
     under += [f"fools {int(c)}/{n_models}" for c in counts]
     return image_grid(torch.cat([images, adversarial]), ncols=k, labels=under, scale=scale,
                       row_labels=["original", "adversarial"])
+
+
+def transfer_curves(doc: dict, *, table2: dict | None = None, sources: Sequence[str] | None = None,
+                    targets: Sequence[str] | None = None) -> Figure:
+    """Transfer rate against mean distortion: one small panel per source (row) and target (column).
+
+    Each panel shows the target's error on the source's fixed-c sets (``transfer_curves.json``)
+    against the sets' mean distortion, the noise floor (the target's error on Gaussian noise of
+    the same per-image distortion, dashed grey), the paper's Table 2 cell at the paper's average
+    distortion (black cross) and, given ``table2`` (``table2.json``), ours at our minimum
+    distortion (open orange circle). Diagonal panels (the attacked model itself) are shaded.
+    """
+    from . import paper, transfer
+
+    sources = list(sources or doc["settings"]["sources"])
+    targets = list(targets or doc["settings"]["targets"])
+    ours_t2: dict[tuple[str, str], tuple[float, float]] = {}
+    if table2 is not None:
+        dist = {r["source"]: r["distortion"]["ours"] for r in table2["rows"] if "distortion" in r}
+        ours_t2 = {(r["source"], r["target"]): (dist.get(r["source"]), r["error"]["ours"])
+                   for r in table2["rows"] if "error" in r}
+    fig, axes = plt.subplots(len(sources), len(targets), squeeze=False, sharey=True,
+                             figsize=(1.55 * len(targets) + 0.9, 1.35 * len(sources) + 0.9))
+    for (a, s), (b, t) in ((p, q) for p in enumerate(sources) for q in enumerate(targets)):
+        ax = axes[a, b]
+        cur = transfer.curve_of(doc, s, t)
+        d = np.asarray(cur["distortion"])
+        ax.plot(d, np.asarray(cur["noise_error"]) * 100, "--", color="#999999", lw=1,
+                label="Gaussian noise, same distortion")
+        ax.plot(d, np.asarray(cur["error"]) * 100, "o-", color="#1f77b4", ms=2.5, lw=1.3,
+                label="fixed-c adversarial sets")
+        ref = paper.TABLE2.get(s, {}).get(t)
+        if ref is not None:
+            ax.plot([paper.TABLE2_DISTORTION[s]], [ref * 100], "x", color="black", ms=6, mew=1.5,
+                    label="paper, Table 2")
+        mine = ours_t2.get((s, t))
+        if mine is not None and mine[0] is not None:
+            ax.plot([mine[0]], [mine[1] * 100], "o", mfc="none", color="#ff7f0e", ms=6, mew=1.3,
+                    label="ours, Table 2")
+        if s == t:
+            ax.set_facecolor("#f2f2f2")
+        ax.set_ylim(-3, 103)
+        ax.set_xlim(0, None)
+        ax.grid(alpha=0.3)
+        ax.tick_params(labelsize=6)
+        if a == 0:
+            ax.text(0.5, 1.08, f"fed to {t}", transform=ax.transAxes, ha="center", fontsize=7)
+        if b == 0:
+            ax.set_ylabel(f"made for\n{s}\nerror (%)", fontsize=7)
+        if a == len(sources) - 1:
+            ax.set_xlabel("mean distortion", fontsize=7)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    for ax in axes.flat:  # collect every kind of mark once
+        for h, lab in zip(*ax.get_legend_handles_labels(), strict=True):
+            if lab not in labels:
+                handles.append(h)
+                labels.append(lab)
+    fig.legend(handles, labels, loc="upper center", ncol=len(labels), frameon=False, fontsize=7)
+    fig.tight_layout(rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return fig
+
+
+def lipschitz_measured_vs_bound(doc: dict) -> Figure:
+    """Table 5 for the zoo: the product bound L beside what each network does (``table5.json``).
+
+    One column per model, on a log axis: the bound (black bar), the largest and the median local
+    Lipschitz constant ``||d phi/dx||`` over the test images, and the largest and the median
+    ``||phi(x+r) - phi(x)|| / ||r||`` at the model's adversarial examples.
+    """
+    rows = [r for r in doc["rows"] if r.get("kind") == "network" and "local_max" in r]
+    if not rows:
+        raise ValueError(f"no network rows with measurements in {doc.get('name')!r}")
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(1.0 * len(rows) + 2.5, 3.6))
+    ax.bar(x, [r["bound"]["ours"] for r in rows], 0.6, color="#dddddd", edgecolor="black",
+           lw=0.8, label="product bound L")
+    series = [("local_max", "local, largest", "#1f77b4", "v"),
+              ("local_median", "local, median", "#1f77b4", "o"),
+              ("adversarial_ratio_max", "at adversarial examples, largest", "#d62728", "^"),
+              ("adversarial_ratio_median", "at adversarial examples, median", "#d62728", "s")]
+    for i, (field, label, color, marker) in enumerate(series):
+        vals = [np.nan if r[field]["ours"] is None else r[field]["ours"] for r in rows]
+        ax.plot(x + (i - 1.5) * 0.1, vals, marker, color=color, ms=5, ls="none", label=label,
+                mfc=color if "median" in field else "white")
+    ax.set_yscale("log")
+    ax.set_xticks(x, [r["model"] for r in rows], rotation=25, ha="right", fontsize=8)
+    ax.set_ylabel("gain ||change in logits|| / ||change in pixels||", fontsize=8)
+    ax.grid(axis="y", alpha=0.3, which="both")
+    ax.legend(fontsize=7, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+def fourier_norm_map(norms: torch.Tensor | np.ndarray) -> Figure:
+    """``||A(xi)||`` over the frequencies of one convolution (``spectral.fourier_norms``).
+
+    The zero frequency is moved to the centre; axes are cycles per pixel of the subsampled grid.
+    The layer's bound is the largest value on the map.
+    """
+    arr = norms.detach().cpu().numpy() if isinstance(norms, torch.Tensor) else np.asarray(norms)
+    if arr.ndim != 2:
+        raise ValueError(f"norms must be a 2-D map, got shape {arr.shape}")
+    m1, m2 = arr.shape
+    shifted = np.fft.fftshift(arr)
+    f1, f2 = np.fft.fftshift(np.fft.fftfreq(m1)), np.fft.fftshift(np.fft.fftfreq(m2))
+    fig, ax = plt.subplots(figsize=(4.2, 3.5))
+    im = ax.imshow(shifted, origin="lower", cmap="magma", aspect="equal",
+                   extent=(f2[0] - 0.5 / m2, f2[-1] + 0.5 / m2, f1[0] - 0.5 / m1,
+                           f1[-1] + 0.5 / m1))
+    i, j = np.unravel_index(np.argmax(shifted), shifted.shape)
+    ax.plot(f2[j], f1[i], "c+", ms=12, mew=2, label=f"max {arr.max():.3g}")
+    ax.set_xlabel("horizontal frequency (cycles per pixel)")
+    ax.set_ylabel("vertical frequency")
+    ax.legend(fontsize=8, frameon=False, loc="upper right", labelcolor="white")
+    cb = fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    cb.set_label("||A(xi)||", fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def advtrain_curves(doc: dict) -> Figure:
+    """Adversarial training against weight decay alone, epoch by epoch (``advtrain.json``).
+
+    Left: test error of both networks (log axis; the clean warm-up epochs shaded). Middle: the
+    mean distortion of the fresh adversarial examples made at each refresh of the pool, against
+    the model as it was then. Right: the part of the pool examples in each epoch's minibatches
+    that the network misclassified while it trained on them.
+    """
+    curves = doc["settings"]["curves"]
+    warmup = doc["settings"]["settings"]["warmup_epochs"]
+    adv, base = curves["adversarial training"], curves["weight decay"]
+    colors = {"weight decay": "#7f7f7f", "adversarial training": "#1f77b4"}
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    ax = axes[0]
+    for name, c in (("weight decay", base), ("adversarial training", adv)):
+        ax.plot(c["epoch"], np.asarray(c["test_error"]) * 100, lw=1.5, color=colors[name],
+                label=name)
+    if warmup:
+        ax.axvspan(0.5, warmup + 0.5, color="#eeeeee", zorder=0, label="clean warm-up")
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("test error (%)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8, frameon=False)
+    ax = axes[1]
+    ax.plot(adv["refresh_epoch"], adv["fresh_distortion"], ".-", ms=3, lw=1,
+            color=colors["adversarial training"])
+    ax.set_xlabel("epoch (at the refresh)")
+    ax.set_ylabel("distortion of fresh examples")
+    ax.grid(alpha=0.3)
+    ax = axes[2]
+    ax.plot(adv["pool_epoch"], np.asarray(adv["pool_error"]) * 100, ".-", ms=3, lw=1,
+            color=colors["adversarial training"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("pool examples misclassified (%)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig

@@ -10,6 +10,7 @@ References: Szegedy et al. 2014, arXiv:1312.6199, section 4.3.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -350,7 +351,247 @@ def table4(scale: str | config.Scale | None = None, *, seed: int = 0,
     return _write_attacked("table4", rows, sc, start, advs, in_load, settings)
 
 
+#: The fixed constants of the transfer curves: one solve per image per c, no search. From
+#: c = 1e-3 (perturbations past the minimum distortion of every Table 1 model) to c = 31.6
+#: (perturbations too small to reach the target on almost any image).
+TRANSFER_C_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-3, 1.5, 10))
+#: Test images attacked per source for the curves (capped by the scale's ``attack_limit``).
+TRANSFER_N = 2000
+#: The transfer viewer's precomputed sources in the static book (one linear, one deep model);
+#: in Jupyter every model of Tables 1 and 3 can be attacked, on the finer ``TRANSFER_LIVE_C_GRID``.
+TRANSFER_VIEWER_SOURCES: tuple[str, ...] = ("FC10(1e-4)", "FC200-200-10")
+TRANSFER_LIVE_C_GRID: tuple[float, ...] = tuple(float(v) for v in np.logspace(-3, 1.5, 19))
+
+
+def transfer_curves(scale: str | config.Scale | None = None, *, sources: list[str] | None = None,
+                    targets: list[str] | None = None,
+                    c_grid: tuple[float, ...] = TRANSFER_C_GRID, n: int = TRANSFER_N,
+                    seed: int = 0, progress: bool = True) -> dict[str, Any]:
+    """Transfer rate against perturbation size, for every source/target pair (beyond the paper).
+
+    The paper's Table 2 measures transfer at one point per source, its minimum distortion. Here
+    every source (Table 1's models by default) attacks one fixed set, the first ``n`` test
+    images with Table 1's random targets, once per constant of ``c_grid`` (``advsets.fixed_c``:
+    one solve each, cached), and every target model's error on each set is recorded with the
+    set's mean distortion (``transfer.curve``). The floor is each target's error on Gaussian noise
+    of exactly the same per-image distortion. For each pair with a Table 2 figure, a row "at the
+    paper's distortion" holds our curve read at the paper's distortion beside the paper's rate.
+    ``seconds`` includes the time the cached attacks took when they were made. Writes
+    ``transfer_curves.json``.
+
+    Raises:
+        ValueError: a source or target that is not a zoo model, an empty list of either, or an
+            empty, unsorted or non-positive ``c_grid``.
+    """
+    from . import transfer
+
+    grid = transfer.check_c_grid(c_grid)
+    sources = list(zoo.TABLE1 if sources is None else sources)
+    targets = list(zoo.TABLE1 if targets is None else targets)
+    for label, names in (("sources", sources), ("targets", targets)):
+        if not names:
+            raise ValueError(f"{label} must name at least one zoo model")
+        unknown = [m for m in names if m not in zoo.SPECS]
+        if unknown:
+            raise ValueError(f"{label} must be zoo models ({', '.join(zoo.ALL)}), got unknown "
+                             f"{unknown}")
+    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+        raise ValueError(f"n must be a positive int, got {n!r}")
+    sc = config.get_scale(scale)
+    n = min(n, sc.attack_limit or n)
+    start = time.perf_counter()
+    x, y = data.load_mnist("test", limit=n)
+    nets = {m: zoo.load(m, scale=sc, progress=progress) for m in dict.fromkeys(sources + targets)}
+    rows: list[dict] = []
+    advs: dict[str, dict] = {}
+    in_load = 0.0
+    for s in sources:
+        t0 = time.perf_counter()
+        sets = {c: advsets.fixed_c(s, c, split="test", limit=n, scale=sc, progress=progress)
+                for c in grid}
+        in_load += time.perf_counter() - t0
+        advs.update({f"{s} @ c={c:.3g}": e for c, e in sets.items()})
+        models = {m: nets[m] for m in dict.fromkeys([s, *targets])}
+        points = transfer.curve(x, y, {c: e["adversarial"] for c, e in sets.items()}, models,
+                                source=s, seed=seed)
+        for p in points:
+            ok = sets[p["c"]]["success"].float().mean().item()
+            rows += [{"source": s, "target": t, "c": f"{p['c']:.3g}",
+                      "c_value": results.cell(p["c"]),
+                      "error": results.cell(p["error"][t]),
+                      "noise_error": results.cell(p["noise_error"][t]),
+                      "distortion": results.cell(p["distortion"]),
+                      "noise_distortion": results.cell(p["noise_distortion"]),
+                      "success": results.cell(ok)} for t in targets]
+        for t in targets:
+            ref = paper.TABLE2.get(s, {}).get(t)
+            if ref is None:
+                continue
+            d = paper.TABLE2_DISTORTION[s]
+            cur = transfer.curve_of({"rows": rows}, s, t)
+            rows.append({"source": s, "target": t, "c": "at the paper's distortion",
+                         "distortion": results.cell(d, d),
+                         "error": results.cell(transfer.rate_at(cur["distortion"], cur["error"],
+                                                                d), ref)})
+    settings = {"n": len(x), "split": "test", "c_grid": list(grid), "sources": sources,
+                "targets": targets, "noise_seed": seed,
+                "noise": "one Gaussian draw per image, scaled so the clipped image has the "
+                         "adversarial example's distortion (transfer.matched_noise)",
+                "error": "fraction misclassified w.r.t. the true label",
+                "clean_error": {t: train.error_rate(nets[t], x, y) for t in targets}}
+    return _write_attacked("transfer_curves", rows, sc, start, advs, in_load, settings)
+
+
+#: ConvNet is attacked on at most this many test images for Table 5 (about 0.1 s an image).
+TABLE5_CONVNET_N = 1000
+
+
+def _bound_rows(model: str, bounds: list, table5: dict[str, str],
+                paper_bounds: dict[str, float]) -> list[dict]:
+    """One Table 5 row per layer: the bound, power iteration, and the running product."""
+    rows, running = [], 1.0
+    for b in bounds:
+        running *= b.bound
+        name = table5.get(b.name, "")
+        rows.append({"model": model, "layer": b.name.removeprefix("body."), "kind": b.kind,
+                     "table5_layer": name, "size": b.size,
+                     "stride": "N/A" if b.stride is None else str(b.stride),
+                     "input_shape": "x".join(map(str, b.input_shape)),
+                     "method": b.method, "exact": "yes" if b.exact else "no",
+                     "bound": results.cell(b.bound, paper_bounds.get(name)),
+                     "power_iteration": results.cell(b.power_iteration),
+                     "product_so_far": results.cell(running)})
+    return rows
+
+
+def table5(scale: str | config.Scale | None = None, *, convnet_n: int = TABLE5_CONVNET_N,
+           progress: bool = True) -> dict[str, Any]:
+    """Table 5: upper Lipschitz bounds per layer (section 4.3), and what the networks really do.
+
+    For every zoo model (Tables 1 and 3, and ConvNet) and for torchvision's AlexNet (random
+    weights always; the pretrained weights too when they are already in the torch cache, beside
+    the paper's figures), one row per layer: its bound (``spectral.network_bounds``),
+    power iteration on its real linear map, and the product so far. One "network" row per zoo
+    model compares the product bound L of the logits with measurements of phi = the logits:
+    local Lipschitz constants ``||d phi/dx||_2`` on the test images (``spectral.jacobian_norms``),
+    the ratio ``||phi(x+r) - phi(x)|| / ||r||`` at the successful adversarial examples of the
+    cached sets (Table 1's for Table 1's models, Table 3's for Table 3's, the first
+    ``convnet_n`` test images for ConvNet), and the L2 radius the bound certifies
+    (``spectral.certified_radius``) against the norm of the perturbations found. Writes
+    ``table5.json``.
+    """
+    from . import models, spectral
+
+    sc = config.get_scale(scale)
+    start = time.perf_counter()
+    xt, _ = data.load_mnist("test", limit=sc.test_limit)
+    n_conv = min(convnet_n, sc.attack_limit or convnet_n)
+    advs, in_load = {}, 0.0
+    for names, split, limit in ((zoo.TABLE1, sc.attack_split, sc.attack_limit),
+                                (zoo.TABLE3, "test", sc.attack_limit),
+                                (["ConvNet"], "test", n_conv)):
+        sets, seconds = _adv_sets(names, sc, split, limit, progress)
+        advs.update(sets)
+        in_load += seconds
+    rows: list[dict] = []
+    for name in [*zoo.TABLE1, *zoo.TABLE3, "ConvNet"]:
+        net = zoo.load(name, scale=sc, progress=progress)
+        bounds = spectral.network_bounds(net, models.IMAGE_SHAPE, validate=True)
+        rows += _bound_rows(name, bounds, {}, {})
+        lip = spectral.product_bound(bounds)
+        hidden = [b.name for b in bounds if b.kind in ("sigmoid", "relu")]
+        local = spectral.jacobian_norms(net, xt)
+        adv = advs[name]
+        ok = adv["success"]
+        x0, xa = adv["images"][ok], adv["adversarial"][ok]
+        ratio = spectral.perturbation_ratios(net, x0, xa)
+        ratio = ratio[~ratio.isnan()]
+        found = (xa - x0).flatten(1).norm(dim=1)
+        radius = spectral.certified_radius(net, adv["images"], lip)
+        rows.append({
+            "model": name, "layer": "network", "kind": "network",
+            "bound": results.cell(lip),
+            "bound_last_hidden": results.cell(
+                spectral.product_bound(bounds, upto=hidden[-1]) if hidden else None),
+            "local_median": results.cell(local.median().item()),
+            "local_max": results.cell(local.max().item()),
+            "adversarial_ratio_median": results.cell(
+                ratio.median().item() if len(ratio) else None),
+            "adversarial_ratio_max": results.cell(ratio.max().item() if len(ratio) else None),
+            "bound_over_local_max": results.cell(lip / local.max().item()),
+            "certified_radius_median": results.cell(radius.median().item()),
+            "attack_norm_median": results.cell(found.median().item() if len(found) else None),
+            "n_local": results.cell(len(xt)), "n_adversarial": results.cell(len(ratio))})
+    pretrained = spectral.alexnet_weights_path()
+    alexnet_paper = {str(r["layer"]): float(r["bound"]) for r in paper.TABLE5}
+    for use in [False] + ([True] if pretrained else []):
+        bounds = spectral.alexnet_bounds(pretrained=use)
+        label = f"AlexNet ({'pretrained' if use else 'random weights'})"
+        rows += _bound_rows(label, bounds, spectral.paper_names(bounds),
+                            alexnet_paper if use else {})
+        pools = [b for b in bounds if b.kind == "maxpool"]
+        as_paper = spectral.product_bound(bounds) / math.prod(b.bound for b in pools)
+        rows.append({"model": label, "layer": "network", "kind": "network",
+                     "bound": results.cell(spectral.product_bound(bounds)),
+                     "bound_pooling_as_paper": results.cell(as_paper)})
+    settings = {
+        "phi": "the logits (the models' outputs, before the softmax), as Table 5 ends at FC. 3",
+        "n_test": len(xt), "convnet_attacked": n_conv,
+        "attacked": {n: {"split": a["split"], "n": len(a["success"])} for n, a in advs.items()},
+        "power_iteration": {"zoo": {"iters": 500, "tol": 1e-10},
+                            "alexnet": {"iters": 100, "tol": 1e-6}},
+        "conv_grid": "smallest multiple of the stride >= padded input size (spectral.conv_grid)",
+        "maxpool": "sqrt(ceil(k1/s1) * ceil(k2/s2)); the paper takes 1",
+        "alexnet": {"weights": "torchvision pretrained (IMAGENET1K_V1)" if pretrained else
+                    "random (torchvision init, seed 0); pretrained weights not in the cache",
+                    "pretrained_path": str(pretrained) if pretrained else None,
+                    "input": list(spectral.ALEXNET_INPUT)}}
+    return _write_attacked("table5", rows, sc, start, advs, in_load, settings)
+
+
+def advtrain(scale: str | config.Scale | None = None, *,
+             progress: bool = True) -> dict[str, Any]:
+    """Section 4.2: FC100-100-10 trained with a refreshed pool of adversarial examples.
+
+    Compares the adversarially trained network (``advtrain``, cached) with the same network
+    trained with weight decay alone (the zoo's FC100-100-10: same schedule and seed, no pool):
+    train and test error, the average minimum distortion on the first 1,000 test images (the
+    search over c, Table 1's targets), and each model's error on the other's adversarial
+    examples. The paper's dropout figure is listed, not run. ``seconds`` includes both models'
+    training time (cached after the first run); ``settings`` holds the pool's settings, the cost
+    of each piece, the training curves and a paired test of the two models' test errors. Writes
+    ``advtrain.json``.
+    """
+    from . import advtrain as adv
+
+    sc = config.get_scale(scale)
+    out = adv.compare(sc, progress=progress)
+    table1 = paper.TABLE1[out["settings"]["model"]]
+    ref_dist = {"weight decay": table1["distortion"], "adversarial training": None}
+    rows = []
+    for name, m in out["models"].items():
+        rows.append({
+            "model": name, "status": "run",
+            "train_error": results.cell(m["train_error"], None),
+            "test_error": results.cell(m["test_error"], adv.PAPER_TEST_ERROR[name]),
+            "distortion": results.cell(m["distortion"], ref_dist[name]),
+            "distortion_median": results.cell(m["distortion_median"], None),
+            "success": results.cell(m["success"], None),
+            "error_on_other_adversarial": results.cell(m["error_on_other_adversarial"], None)})
+    rows.append({"model": "dropout", "status": "not run",
+                 "test_error": results.cell(None, adv.PAPER_TEST_ERROR["dropout"]),
+                 **{f: results.cell(None, None) for f in (
+                     "train_error", "distortion", "distortion_median", "success",
+                     "error_on_other_adversarial")}})
+    settings = {k: v for k, v in out.items() if k != "models"}
+    settings["paper_distortion"] = "the weight-decay row's is Table 1's FC100-100-10 figure"
+    results.write("advtrain", rows, scale=sc.name,
+                  seconds=out["cost_seconds"]["total"], settings=settings)
+    return results.read("advtrain", sc)
+
+
 #: Every experiment the CLI can run, by results-file name.
 EXPERIMENTS: dict[str, Callable[..., dict[str, Any]]] = {
     "table1": table1, "c_sweep": c_sweep, "noise": noise, "units": units,
-    "table2": table2, "table3": table3, "table4": table4}
+    "table2": table2, "table3": table3, "table4": table4,
+    "transfer_curves": transfer_curves, "table5": table5, "advtrain": advtrain}

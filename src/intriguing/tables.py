@@ -119,3 +119,75 @@ def matrix(doc: dict, *, field: str = "error", kind: str = "percent",
             f'<p class="caption-note">bold: this book; below: the paper. scale: '
             f'{html.escape(doc["scale"])}; {doc["seconds"]:.1f} s; '
             f'commit {html.escape(doc["commit"][:12])}</p>')
+
+
+def layer_bounds(doc: dict, model: str, *, show_paper: bool = False) -> str:
+    """One model's per-layer Lipschitz bounds from ``table5.json``.
+
+    Columns: layer (and Table 5's name), kind, size, stride, input shape, the bound, power
+    iteration on the layer's real linear map (linear layers), whether the bound is exact, and
+    the running product. ``show_paper`` adds the paper's Table 5 figure where the row has one.
+    """
+    rows = [r for r in doc["rows"] if r["model"] == model and r.get("kind") != "network"]
+    if not rows:
+        raise ValueError(f"model must be one of the models of {doc.get('name')!r}, got {model!r}")
+    head = ["layer", "kind", "size", "stride", "input", "bound", "power iteration", "exact",
+            "product so far"] + (["paper's bound"] if show_paper else [])
+    body = []
+    for r in rows:
+        name = r["layer"] + (f" ({r['table5_layer']})" if r.get("table5_layer") else "")
+        pi = r["power_iteration"]["ours"]
+        cells = [name, r["kind"], r["size"] or "", r["stride"] if r["stride"] != "N/A" else "",
+                 r["input_shape"], f"{r['bound']['ours']:.4g}",
+                 "" if pi is None else f"{pi:.4g}", r["exact"],
+                 f"{r['product_so_far']['ours']:.4g}"]
+        if show_paper:
+            cells.append(fmt(r["bound"]["paper"], "float") if r["bound"]["paper"] else "")
+        body.append(cells)
+    return html_table(head, body)
+
+
+def alexnet_table5(doc: dict, paper_rows: Sequence[dict]) -> str:
+    """The paper's Table 5 beside ours for torchvision's AlexNet, layer by layer.
+
+    ``paper_rows``: ``intriguing.paper.TABLE5``. Our columns: the torchvision layer's size, the
+    bound with random weights, and, when ``table5.json`` has them, with the pretrained weights.
+    """
+    ours = {}
+    for r in doc["rows"]:
+        if r["model"].startswith("AlexNet") and r.get("table5_layer"):
+            ours.setdefault(r["table5_layer"], {})[r["model"]] = r
+    variants = [m for m in ("AlexNet (random weights)", "AlexNet (pretrained)")
+                if any(m in v for v in ours.values())]
+    head = ["layer", "paper: size", "stride", "paper: bound", "torchvision: size"]
+    head += [f"ours: {m.split('(')[1].rstrip(')')}" for m in variants]
+    body = []
+    for p in paper_rows:
+        mine = ours.get(str(p["layer"]), {})
+        first = next(iter(mine.values()), None)
+        body.append([p["layer"], p["size"], "N/A" if p["stride"] is None else p["stride"],
+                     fmt(p["bound"], "float"), first["size"] if first else "—"]
+                    + [fmt(mine[m]["bound"]["ours"], "float") if m in mine else "—"
+                       for m in variants])
+    return html_table(head, body)
+
+
+def network_lipschitz(doc: dict) -> str:
+    """The zoo's product bounds beside measured gains (``table5.json`` network rows).
+
+    Gains are ``||change in logits|| / ||change in pixels||`` (L2). Radii are L2 norms in pixel
+    space ([0,1] scale; divide by 28 for the per-pixel RMS of Table 1).
+    """
+    rows = [r for r in doc["rows"] if r.get("kind") == "network" and "local_max" in r]
+    head = ["model", "bound L (logits)", "bound (last hidden layer)", "local gain: median",
+            "local gain: largest", "L / largest local", "gain at adversarial examples: median",
+            "largest", "radius certified by L (median)", "perturbation found (median)"]
+
+    def f(c: dict) -> str:
+        return fmt(c["ours"], "float")
+
+    body = [[r["model"], f(r["bound"]), f(r["bound_last_hidden"]), f(r["local_median"]),
+             f(r["local_max"]), f(r["bound_over_local_max"]), f(r["adversarial_ratio_median"]),
+             f(r["adversarial_ratio_max"]), f(r["certified_radius_median"]),
+             f(r["attack_norm_median"])] for r in rows]
+    return html_table(head, body)

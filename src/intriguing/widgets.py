@@ -7,9 +7,14 @@ perturbation shrink until the attack fails, and by seeing which other networks t
 perturbation fools. Two viewers share one frame layout and the same pure render functions:
 
 - ``static_viewer(frames)`` needs no kernel. Every frame is precomputed (``precompute_frames``)
-  and held in nested ``widgets.Stack``s (image -> target -> c); the controls drive the Stacks'
-  indices with ``widgets.jslink`` only, so the rendered book switches frames in the browser.
-- ``live_viewer(...)`` runs the attack on demand in a notebook, memoising every solve.
+  and held in nested ``widgets.Stack``s (image -> target -> c, under a source level when frames
+  of several attacked models are given); the controls drive the Stacks' indices with
+  ``widgets.jslink`` only, so the rendered book switches frames in the browser.
+- ``live_viewer(...)`` runs the attack on demand in a notebook, memoising every solve; with
+  ``sources`` the reader also picks which model is attacked.
+
+With several models per frame the same viewer shows transfer (section 4.3): the panel lists
+every model's prediction for the example made for the attacked one.
 
 The frame: a PNG strip [original | adversarial | magnified difference] and an HTML panel with
 each model's prediction and the probability it gives the target (``render_png``,
@@ -413,9 +418,15 @@ class _Controls:
     image: widgets.Dropdown
     target: widgets.Dropdown
     c: widgets.SelectionSlider
+    source: widgets.Dropdown | None = None  # only when there are several attacked models
+
+    def all(self) -> list[widgets.Widget]:
+        """Every control, the source (if any) first."""
+        return [w for w in (self.source, self.image, self.target, self.c) if w is not None]
 
     def box(self) -> widgets.VBox:
-        return widgets.VBox([widgets.HBox([self.image, self.target]), self.c])
+        top = [self.source] if self.source is not None else []
+        return widgets.VBox([widgets.HBox([*top, self.image, self.target]), self.c])
 
 
 def _default_indices(labels: Sequence[int], targets: Sequence[int], n_c: int) -> tuple[int, int,
@@ -426,8 +437,13 @@ def _default_indices(labels: Sequence[int], targets: Sequence[int], n_c: int) ->
 
 
 def _controls(labels: Sequence[int], targets: Sequence[int], c_grid: Sequence[float],
-              start: tuple[int, int, int]) -> _Controls:
+              start: tuple[int, int, int], sources: Sequence[str] = ()) -> _Controls:
+    """The controls; a source dropdown only when ``sources`` names more than one model."""
     i0, t0, k0 = start
+    source = None
+    if len(sources) > 1:
+        source = widgets.Dropdown(options=[(str(n), s) for s, n in enumerate(sources)], index=0,
+                                  description="attacked")
     image = widgets.Dropdown(
         options=[(f"#{i} (a {int(y)})", i) for i, y in enumerate(labels)], index=i0,
         description="image")
@@ -438,21 +454,22 @@ def _controls(labels: Sequence[int], targets: Sequence[int], c_grid: Sequence[fl
         options=list(zip(c_labels(c_grid), range(len(c_grid)), strict=True)), index=k0,
         description="c", continuous_update=True,
         layout=widgets.Layout(width="min(32rem, 100%)"))
-    return _Controls(image, target, c)
+    return _Controls(image, target, c, source)
 
 
 class AttackViewer(widgets.VBox):
     """The viewer widget: controls, legend and the frame area.
 
-    Plain attributes (not synced): ``controls`` (image, target, c), ``frames_area`` (the outer
-    Stack of the static viewer, or the live frame Box), ``links`` (the static viewer's jslinks),
-    and for the live viewer ``solve(i, t, k)`` (one frame as ``AttackFrames``, memoised) and its
-    ``cache``.
+    Plain attributes (not synced): ``controls`` (image, target, c, and source when several
+    models can be attacked, else None), ``frames_area`` (the outer Stack of the static viewer,
+    or the live frame Box), ``links`` (the static viewer's jslinks), and for the live viewer
+    ``solve(i, t, k, s=0)`` (one frame as ``AttackFrames``, memoised) and its ``cache`` keyed by
+    ``(s, i, t, k)``.
     """
 
     def __init__(self, controls: _Controls, area: widgets.Widget,
                  links: Sequence[widgets.Widget] = (), *,
-                 solve: Callable[[int, int, int], AttackFrames] | None = None,
+                 solve: Callable[..., AttackFrames] | None = None,
                  cache: dict | None = None) -> None:
         legend = widgets.HTML(STYLE + LEGEND)
         super().__init__([controls.box(), legend, area])
@@ -502,29 +519,58 @@ def linked_stacks(frames: Sequence, controls: Sequence[widgets.Widget],
     return outer, links
 
 
-def static_viewer(frames: AttackFrames) -> AttackViewer:
+def _frame_sets(frames: AttackFrames | Sequence[AttackFrames]) -> list[AttackFrames]:
+    """One ``AttackFrames`` per attacked model, checked to share images, targets and c grid."""
+    sets = [frames] if isinstance(frames, AttackFrames) else list(frames)
+    if not sets or not all(isinstance(f, AttackFrames) for f in sets):
+        raise ValueError("frames must be an AttackFrames or a non-empty sequence of them")
+    first = sets[0]
+    for n, f in enumerate(sets[1:], start=1):
+        for name in ("originals", "labels", "c_grid", "targets"):
+            if not np.array_equal(getattr(f, name), getattr(first, name)):
+                raise ValueError(f"frames[{n}].{name} must equal frames[0].{name}: every attacked "
+                                 f"model's frames need the same images, targets and c grid")
+    sources = [f.source for f in sets]
+    if len(set(sources)) != len(sources):
+        raise ValueError(f"frames must be of distinct source models, got {sources}")
+    return sets
+
+
+def static_viewer(frames: AttackFrames | Sequence[AttackFrames]) -> AttackViewer:
     """A viewer that needs no kernel: every frame precomputed, controls linked in the browser.
 
     An outer Stack over images holds inner Stacks over targets, which hold Stacks over c whose
     children are the frames. The image control drives the outer index, the target control every
     inner index, the c control every innermost index, each by ``widgets.jslink`` (no Python
-    callback), so the rendered book switches frames with no kernel.
+    callback), so the rendered book switches frames with no kernel. Given frames of several
+    attacked models (one ``AttackFrames`` each, same images, targets and c grid), a source
+    dropdown drives one more Stack level above the images: the transfer viewer of the chapter
+    "Transferability".
 
     Args:
-        frames: from ``precompute_frames`` or ``AttackFrames.load``.
+        frames: from ``precompute_frames`` or ``AttackFrames.load``, or a sequence of them with
+            distinct sources.
 
     Returns:
-        The viewer, showing image 0, the first target that is not its label, and the middle c.
+        The viewer, showing the first source, image 0, the first target that is not its label,
+        and the middle c.
+
+    Raises:
+        ValueError: an empty sequence, or frame sets that disagree on images, targets or c.
     """
-    n_img, n_t, n_c, _ = frames.shape
-    start = _default_indices(frames.labels.tolist(), frames.targets.tolist(), n_c)
-    controls = _controls(frames.labels.tolist(), frames.targets.tolist(), frames.c_grid.tolist(),
-                         start)
+    sets = _frame_sets(frames)
+    first = sets[0]
+    n_img, n_t, n_c, _ = first.shape
+    start = _default_indices(first.labels.tolist(), first.targets.tolist(), n_c)
+    controls = _controls(first.labels.tolist(), first.targets.tolist(), first.c_grid.tolist(),
+                         start, [f.source for f in sets])
     shared = _Shared()
-    outer, links = linked_stacks(
-        [[[_frame(render_png(frames, i, t, k), render_panel_html(frames, i, t, k), shared)
-           for k in range(n_c)] for t in range(n_t)] for i in range(n_img)],
-        [controls.image, controls.target, controls.c], start)
+    nested = [[[[_frame(render_png(f, i, t, k), render_panel_html(f, i, t, k), shared)
+                 for k in range(n_c)] for t in range(n_t)] for i in range(n_img)] for f in sets]
+    if controls.source is None:
+        outer, links = linked_stacks(nested[0], controls.all(), start)
+    else:
+        outer, links = linked_stacks(nested, controls.all(), (0, *start))
     return AttackViewer(controls, outer, links)
 
 
@@ -633,13 +679,14 @@ def precompute_frames(models: Sequence[torch.nn.Module], model_names: Sequence[s
 
 def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Sequence[float],
                 attack_fn: Callable[..., Any], model_names: Sequence[str] | None = None,
-                targets: Sequence[int] = tuple(range(N_CLASSES))) -> AttackViewer:
+                targets: Sequence[int] = tuple(range(N_CLASSES)),
+                sources: Sequence[str] | None = None) -> AttackViewer:
     """The same viewer, attacking on demand in a running notebook.
 
     Each change of a control calls ``attack_fn(model, image[None], target, c=c)`` (as in
-    ``precompute_frames``) on the first model unless that frame was solved before (solves are
-    memoised per (image, target, c)), asks every model about the result, and redraws the frame
-    with the same render functions as the static viewer.
+    ``precompute_frames``) on the attacked model unless that frame was solved before (solves
+    are memoised per (source, image, target, c)), asks every model about the result, and redraws
+    the frame with the same render functions as the static viewer.
 
     Args:
         model_or_models: the attacked model, or a list (first attacked) or a name -> model dict.
@@ -649,9 +696,16 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
         attack_fn: see ``precompute_frames``.
         model_names: names, when ``model_or_models`` is not a dict.
         targets: the classes the target control offers.
+        sources: names of the models a source dropdown offers to attack (default: only the
+            first model, and no dropdown); the attacked model heads the panel, the others follow
+            in their given order.
 
     Returns:
-        The viewer; ``viewer.solve(i, t, k)`` returns (and caches) one frame as ``AttackFrames``.
+        The viewer; ``viewer.solve(i, t, k, s=0)`` returns (and caches) one frame as
+        ``AttackFrames``, ``s`` indexing ``sources``.
+
+    Raises:
+        ValueError: bad images, labels, targets or c grid, or a source that is not a model name.
     """
     models, names = _as_models(model_or_models, model_names)
     x = _images_tensor(images)
@@ -661,18 +715,23 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
     _check_classes("labels", y)
     tg = _checked_targets(targets)
     c_arr = _checked_c_grid(c_grid)
-    cache: dict[tuple[int, int, int], AttackFrames] = {}
+    srcs = [names[0]] if sources is None else [str(n) for n in sources]
+    unknown = [n for n in srcs if n not in names]
+    if not srcs or unknown or len(set(srcs)) != len(srcs):
+        raise ValueError(f"sources must be distinct names among {names}, got {list(srcs)}")
+    src_index = [names.index(n) for n in srcs]
+    cache: dict[tuple[int, int, int, int], AttackFrames] = {}
 
-    def solve(i: int, t: int, k: int) -> AttackFrames:
-        key = (int(i), int(t), int(k))
+    def solve(i: int, t: int, k: int, s: int = 0) -> AttackFrames:
+        key = (int(s), int(i), int(t), int(k))
         if key not in cache:
-            one = precompute_frames(models, names, x[i:i + 1], y[i:i + 1], c_arr[k:k + 1],
-                                    tg[t:t + 1], attack_fn)
-            cache[key] = one
+            cache[key] = precompute_frames(models, names, x[i:i + 1], y[i:i + 1],
+                                           c_arr[k:k + 1], tg[t:t + 1], attack_fn,
+                                           source_index=src_index[int(s)])
         return cache[key]
 
     start = _default_indices(y.tolist(), tg.tolist(), len(c_arr))
-    controls = _controls(y.tolist(), tg.tolist(), c_arr.tolist(), start)
+    controls = _controls(y.tolist(), tg.tolist(), c_arr.tolist(), start, srcs)
     shared = _Shared()
     first = solve(*start)
     area = _frame(render_png(first, 0, 0, 0), render_panel_html(first, 0, 0, 0), shared)
@@ -680,15 +739,16 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
 
     def update(_change: Any = None) -> None:
         i, t, k = controls.image.index, controls.target.index, controls.c.index
-        if i is None or t is None or k is None:
+        s = 0 if controls.source is None else controls.source.index
+        if i is None or t is None or k is None or s is None:
             return
-        if (i, t, k) not in cache:
+        if (s, i, t, k) not in cache:
             panel.value = '<div class="iv-panel"><div class="iv-meta">solving...</div></div>'
-        one = solve(i, t, k)
+        one = solve(i, t, k, s)
         image.value = render_png(one, 0, 0, 0)
         panel.value = render_panel_html(one, 0, 0, 0)
 
-    for w in (controls.image, controls.target, controls.c):
+    for w in controls.all():
         w.observe(update, names="index")
     return AttackViewer(controls, area, solve=solve, cache=cache)
 
@@ -703,10 +763,71 @@ def widget_state_bytes(widget: widgets.Widget) -> int:
     return len(json.dumps(state, separators=(",", ":")))
 
 
+#: The most a chapter page with viewers may weigh: its HTML plus the images it references.
+PAGE_LIMIT_BYTES = 10_000_000
+
+
+def page_weight(page: str | Path) -> dict[str, int]:
+    """What a reader downloads for one page of the built book, in bytes.
+
+    Why: a static viewer embeds every frame in its page (the widget state, with the PNGs
+    base64-encoded), so a chapter with several viewers can grow heavy. The book keeps each such
+    page under ``PAGE_LIMIT_BYTES`` of HTML plus page images; this measures it. Local files the
+    page references are resolved against its folder and counted once each; ``data:`` URIs are
+    already inside the HTML; other hosts are not counted (the book references none).
+
+    Args:
+        page: a built ``.html`` file.
+
+    Returns:
+        ``html`` (the file itself), ``images`` (``<img src>``), ``scripts_styles`` (``<script
+        src>`` and stylesheets: shared by every page, cached by the browser after the first),
+        ``page`` (html + images: the budgeted figure) and ``total`` (everything).
+
+    Raises:
+        ValueError: ``page`` is not an existing file.
+    """
+    from html.parser import HTMLParser
+    from urllib.parse import unquote, urlparse
+
+    path = Path(page)
+    if not path.is_file():
+        raise ValueError(f"page must be an existing HTML file, got {str(page)!r}")
+    text = path.read_text(encoding="utf-8", errors="replace")
+    refs: dict[str, set[Path]] = {"images": set(), "scripts_styles": set()}
+
+    class Refs(HTMLParser):
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            a = dict(attrs)
+            if tag == "img":
+                add("images", a.get("src"))
+            elif tag == "script":
+                add("scripts_styles", a.get("src"))
+            elif tag == "link" and "stylesheet" in (a.get("rel") or "").split():
+                add("scripts_styles", a.get("href"))
+
+    def add(kind: str, url: str | None) -> None:
+        if not url:
+            return
+        parsed = urlparse(url)
+        if parsed.scheme or parsed.netloc:  # data:, http(s): not a local file
+            return
+        target = (path.parent / unquote(parsed.path)).resolve()
+        if target.is_file():
+            refs[kind].add(target)
+
+    Refs().feed(text)
+    sizes = {"html": path.stat().st_size,
+             **{k: sum(f.stat().st_size for f in v) for k, v in refs.items()}}
+    sizes["page"] = sizes["html"] + sizes["images"]
+    sizes["total"] = sizes["page"] + sizes["scripts_styles"]
+    return sizes
+
+
 __all__ = [
-    "AttackFrames", "AttackViewer", "c_labels", "format_c", "live_viewer", "panel_html",
-    "precompute_frames", "questions", "render_panel_html", "render_png", "static_viewer",
-    "strip_array", "widget_state_bytes",
+    "AttackFrames", "AttackViewer", "PAGE_LIMIT_BYTES", "c_labels", "format_c", "live_viewer",
+    "page_weight", "panel_html", "precompute_frames", "questions", "render_panel_html",
+    "render_png", "static_viewer", "strip_array", "widget_state_bytes",
 ]
 
 

@@ -1,0 +1,44 @@
+"""The built book's weight: each page with viewers stays under ``widgets.PAGE_LIMIT_BYTES``.
+
+A static viewer carries every frame inside its page, so this is where the size of the frame
+grids (sources x images x targets x c) is paid. Runs on a built book named by ``BOOK_HTML``
+(e.g. ``BOOK_HTML=_build/html pytest tests/test_page_weight.py -s``, as for
+tests/test_browser.py) and prints every page's weight; skips when it is unset. The measuring
+function itself is tested in tests/test_widgets.py.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from intriguing import config, widgets
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _site() -> Path | None:
+    value = os.environ.get("BOOK_HTML")
+    return (config.repo_root() / value).resolve() if value else None
+
+
+def test_every_page_with_viewers_is_under_the_limit():
+    site = _site()
+    if site is None:
+        pytest.skip("set BOOK_HTML to a built book (e.g. _build/html)")
+    if not (site / "index.html").is_file():
+        pytest.fail(f"BOOK_HTML={site} holds no built book (index.html)")
+    pages = [p for p in sorted(site.rglob("*.html"))
+             if WIDGET_VIEW in p.read_text(encoding="utf-8", errors="replace")]
+    assert pages, f"no page of {site} holds a widget view"
+    heavy = []
+    for p in pages:
+        w = widgets.page_weight(p)
+        print(f"{p.relative_to(site)}: page {w['page'] / 1e6:.2f} MB (html "
+              f"{w['html'] / 1e6:.2f}, images {w['images'] / 1e6:.2f}), with shared scripts and "
+              f"styles {w['total'] / 1e6:.2f} MB")
+        if w["page"] >= widgets.PAGE_LIMIT_BYTES:
+            heavy.append(f"{p.relative_to(site)}: {w['page'] / 1e6:.2f} MB")
+    assert not heavy, f"pages over {widgets.PAGE_LIMIT_BYTES / 1e6:.0f} MB: {heavy}"
