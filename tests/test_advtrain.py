@@ -222,3 +222,13 @@ def test_experiment_writes_the_json_with_the_papers_cells(synthetic_mnist, monke
     p = s["paired"]
     assert 0 <= p["p_value"] <= 1
     assert "advtrain" in reproduce.EXPERIMENTS
+    # The chapter's figure draws both test-error curves from the file.
+    import matplotlib.pyplot as plt
+
+    from intriguing import plots
+    fig = plots.advtrain_curves(doc)
+    lines = fig.axes[0].get_lines()
+    assert len(fig.axes) == 3 and len(lines) == 2
+    assert list(lines[1].get_ydata()) == pytest.approx(
+        [100 * e for e in s["curves"]["adversarial training"]["test_error"]])
+    plt.close(fig)

@@ -440,7 +440,7 @@ def fourier_norm_map(norms: torch.Tensor | np.ndarray) -> Figure:
 def advtrain_curves(doc: dict) -> Figure:
     """Adversarial training against weight decay alone, epoch by epoch (``advtrain.json``).
 
-    Left: test error of both networks (log axis; the clean warm-up epochs shaded). Middle: the
+    Left: test error of both networks (the clean warm-up epochs shaded). Middle: the
     mean distortion of the fresh adversarial examples made at each refresh of the pool, against
     the model as it was then. Right: the part of the pool examples in each epoch's minibatches
     that the network misclassified while it trained on them.
@@ -456,10 +456,10 @@ def advtrain_curves(doc: dict) -> Figure:
                 label=name)
     if warmup:
         ax.axvspan(0.5, warmup + 0.5, color="#eeeeee", zorder=0, label="clean warm-up")
-    ax.set_yscale("log")
+    ax.set_ylim(bottom=0)
     ax.set_xlabel("epoch")
     ax.set_ylabel("test error (%)")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8, frameon=False)
     ax = axes[1]
     ax.plot(adv["refresh_epoch"], adv["fresh_distortion"], ".-", ms=3, lw=1,
