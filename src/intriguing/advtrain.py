@@ -36,7 +36,6 @@ from pathlib import Path
 
 import torch
 from torch import Tensor, nn
-from torch.nn import functional as F
 from tqdm import tqdm  # text bars on stderr, which the book build drops
 
 from . import attacks, config, data, files, models, paper, train, zoo
@@ -316,13 +315,8 @@ def fit(settings: AdvTrainSettings | None = None, *, scale: str | config.Scale |
             if len(pool):
                 xa, ya = pool.sample(settings.adv_per_step)
                 xb, yb = torch.cat([xb, xa]), torch.cat([yb, ya])
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb) + model.weight_decay()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += loss.item() * len(idx)
+            logits, loss = train.optimizer_step(model, opt, sched, xb, yb)
+            total_loss += loss * len(idx)
             pred = logits.argmax(1)
             wrong += (pred[: len(idx)] != yb[: len(idx)]).sum().item()
             pool_wrong += (pred[len(idx):] != yb[len(idx):]).sum().item()

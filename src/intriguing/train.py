@@ -50,6 +50,20 @@ def _objective(model: DecayedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Ten
     return F.cross_entropy(model(x), y) + model.weight_decay()
 
 
+def optimizer_step(model: DecayedNet, opt: torch.optim.Optimizer,
+                   sched: torch.optim.lr_scheduler.LRScheduler, xb: torch.Tensor,
+                   yb: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """One minibatch step on mean cross-entropy plus the paper's weight decay (and one step of
+    the learning-rate schedule); returns the batch's logits and the loss."""
+    logits = model(xb)
+    loss = F.cross_entropy(logits, yb) + model.weight_decay()
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    opt.step()
+    sched.step()
+    return logits, loss.item()
+
+
 def fit_adam(
     model: DecayedNet,
     x: torch.Tensor,
@@ -101,13 +115,8 @@ def fit_adam(
         for i in range(0, len(x), batch_size):
             idx = order[i : i + batch_size]
             xb, yb = x[idx], y[idx]
-            logits = model(xb)
-            loss = F.cross_entropy(logits, yb) + model.weight_decay()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            sched.step()
-            total_loss += loss.item() * len(idx)
+            logits, loss = optimizer_step(model, opt, sched, xb, yb)
+            total_loss += loss * len(idx)
             wrong += (logits.argmax(1) != yb).sum().item()
         history["loss"].append(total_loss / len(x))
         history["train_error"].append(wrong / len(x))
