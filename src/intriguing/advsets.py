@@ -110,14 +110,7 @@ def load(
         ``targets``, ``success``, ``distortion``, ``c``, ``evals`` ``(N,)``, and ``seconds``
         (the time the attack took when it was made).
     """
-    sc = config.get_scale(scale)
-    split = split or sc.attack_split
-    limit = sc.attack_limit if limit is None else limit
-    settings = settings or attacks.LBFGSSettings()
-    key = set_key(model, split, limit, sc, settings, seed)
-    x, y = data.load_mnist(split, limit=limit)
-    return _cached(_path(model, split, sc, key), key, x, y,
-                   lambda: _attack(model, split, x, y, sc, settings, seed, None, device, progress))
+    return _attacked_set(model, None, split, limit, scale, settings, seed, device, progress)
 
 
 def _attack(model: str, split: str, x: torch.Tensor, y: torch.Tensor, sc: config.Scale,
@@ -168,7 +161,15 @@ def fixed_c(
 
     References: Szegedy et al. 2014, arXiv:1312.6199, sections 4.1 and 4.3.
     """
-    c = _check_c(c)
+    return _attacked_set(model, _check_c(c), split, limit, scale, settings, seed, device,
+                         progress)
+
+
+def _attacked_set(model: str, c: float | None, split: str | None, limit: int | None,
+                  scale: str | config.Scale | None, settings: attacks.LBFGSSettings | None,
+                  seed: int, device: str | torch.device | None, progress: bool) -> dict:
+    """``load`` (``c`` None: the search over c) and ``fixed_c``: resolve the scale's defaults,
+    then read the cached set or attack and cache it."""
     sc = config.get_scale(scale)
     split = split or sc.attack_split
     limit = sc.attack_limit if limit is None else limit
