@@ -73,8 +73,8 @@ class LBFGSSettings:
     per image, +0.3%).
     Starting at ``c = 1``, in the middle of the critical values seen (about 0.01 to 200), leaves
     most of the 8 solves for bisection. For a single solve at a given ``c``
-    (``lbfgs(..., c=...)``), which starts far from the minimiser, raise ``max_iter`` if the
-    minimiser itself matters.
+    (``lbfgs(..., c=...)``), which starts from the image and so stops at the reach limits,
+    raise ``reach_max_iter`` (and lower ``reach_ftol``) if the minimiser itself matters.
 
     Attributes:
         memory: L-BFGS memory ``m``, the curvature pairs kept per image (scipy's ``maxcor``).
