@@ -313,7 +313,26 @@ def test_unreachable_target_is_reported_as_failure():
     res = attacks.lbfgs(model, x, t, settings=LBFGSSettings(search_steps=4))
     assert not res.success.any()
     assert res.adversarial.min() >= 0 and res.adversarial.max() <= 1
-    assert (res.c == 1e-3).all()  # the smallest c tried: 1, 0.1, 0.01, 0.001
+    assert (res.c == 1e-6).all()  # the smallest c tried: the rescue solve's c_floor
+    plain = attacks.lbfgs(model, x, t, settings=LBFGSSettings(search_steps=4, rescue_max_iter=0))
+    assert not plain.success.any() and (plain.c == 1e-3).all()  # 1, 0.1, 0.01, 0.001
+    assert (res.evals > plain.evals).all()
+
+
+def test_rescue_solve_reaches_a_target_the_search_missed(tiny_model):
+    """On random images some targets of the random tiny model are only reached by a long solve
+    from the image itself: the search's warm-started solves stall short of them."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 1, 28, 28, generator=gen)
+    y = (x.mean((1, 2, 3)) * 10).long().clamp(0, 9)
+    t = (y + torch.randint(1, 10, (300,), generator=torch.Generator().manual_seed(0))) % 10
+    short = LBFGSSettings(reach_max_iter=5)
+    plain = attacks.lbfgs(tiny_model, x, t, settings=dataclasses.replace(short, rescue_max_iter=0))
+    res = attacks.lbfgs(tiny_model, x, t, settings=short)
+    missed = ~plain.success
+    assert missed.any() and res.success.all()
+    assert torch.equal(res.adversarial[~missed], plain.adversarial[~missed])  # others untouched
+    assert (res.c[missed] == short.c_floor).all()
 
 
 def test_other_input_shapes_work():
@@ -385,7 +404,8 @@ def test_settings_repr_dict_and_frozen():
     ("chunk_size", 0), ("pgtol", -1.0), ("ftol", math.nan), ("factr", math.inf),
     ("armijo", 0.0), ("armijo", 1.0), ("c_init", 0.0), ("c_init", math.inf),
     ("c_growth", 1.0), ("c_floor", -1e-3), ("track_iterates", 1), ("max_linesearch", 0),
-    ("reach_max_iter", 0), ("reach_ftol", -1e-3),
+    ("reach_max_iter", 0), ("reach_ftol", -1e-3), ("rescue_max_iter", -1),
+    ("rescue_max_iter", 2.0),
 ])
 def test_bad_settings_name_the_field(field, value):
     with pytest.raises(ValueError, match=f"settings.{field}"):

@@ -4,6 +4,7 @@ import json
 import math
 
 import pytest
+import torch
 
 from intriguing import bench
 
@@ -42,6 +43,7 @@ def test_attack_benchmark_summary_and_both_thread_counts(tiny_model, capsys):
 
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n=0), "n must"), (dict(n_reference=0), "n_reference"), (dict(threads=0), "threads"),
+    (dict(chunk_size=0), "chunk_size"), (dict(chunk_size=2.5), "chunk_size"),
 ])
 def test_attack_benchmark_rejects_bad_arguments(tiny_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -52,7 +54,27 @@ def test_main_parses_the_cli_arguments(monkeypatch):
     seen = {}
     monkeypatch.setattr(bench, "attack_benchmark", lambda **kw: seen.update(kw))
     assert bench.main(["attack", "--json", "--n", "50", "--n-reference", "5",
-                       "--threads", "1"]) == 0
-    assert seen == dict(n=50, n_reference=5, json_out=True, threads=1)
+                       "--threads", "1", "--chunk-size", "500"]) == 0
+    assert seen == dict(n=50, n_reference=5, json_out=True, threads=1, device=None,
+                        chunk_size=500)
     with pytest.raises(SystemExit):
         bench.main(["nonsense"])
+
+
+def test_attack_benchmark_on_a_given_device_and_chunk_size(tiny_model):
+    report = bench.attack_benchmark(n=5, n_reference=2, model=tiny_model, device="cpu",
+                                    chunk_size=2, threads=1)
+    assert report["device"] == "cpu" and report["settings"]["chunk_size"] == 2
+    assert report["ours_success"] == 1.0
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_attack_benchmark_names_an_unavailable_device(tiny_model):
+    with pytest.raises(ValueError, match="device 'cuda'"):
+        bench.attack_benchmark(n=2, n_reference=1, model=tiny_model, device="cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+def test_attack_benchmark_on_cuda(tiny_model):
+    report = bench.attack_benchmark(n=20, n_reference=2, model=tiny_model, device="cuda")
+    assert report["device"].startswith("cuda") and report["ours_success"] == 1.0

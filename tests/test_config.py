@@ -55,8 +55,21 @@ def test_seed_everything_rejects_bad_seed(seed):
         config.seed_everything(seed)
 
 
-def test_resolve_device():
+def test_resolve_device(monkeypatch):
+    monkeypatch.delenv(config.DEVICE_ENV, raising=False)
     assert config.resolve_device(None) == torch.device("cpu")
+    monkeypatch.setenv(config.DEVICE_ENV, "cpu")
+    assert config.resolve_device(None) == torch.device("cpu")
+    monkeypatch.setenv(config.DEVICE_ENV, "gpu please")
+    with pytest.raises(ValueError, match=r"\$INTRIGUING_DEVICE must name a torch device"):
+        config.resolve_device(None)
+    with pytest.raises(ValueError, match="device must name a torch device"):
+        config.resolve_device("nonsense")
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="device 'cuda' requested"):
             config.resolve_device("cuda")
+
+
+def test_paper_scale_uses_the_book_models():
+    assert config.training_scale("paper") is config.SCALES["book"]
+    assert config.training_scale("smoke") is config.SCALES["smoke"]

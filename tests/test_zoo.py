@@ -73,6 +73,9 @@ def test_cache_key_changes_with_spec_and_scale(tiny):
     assert zoo.cache_key(s, tiny) != zoo.cache_key(s, config.SCALES["smoke"])
     assert zoo.cache_key(s, tiny) != zoo.cache_key(zoo.spec("FC10(1e-2)"), tiny)
     assert zoo.cache_key(s, tiny) == zoo.cache_key(zoo.spec("FC10(1)"), tiny)
+    book, paper = config.SCALES["book"], config.SCALES["paper"]
+    assert zoo.cache_key(s, paper) == zoo.cache_key(s, book)  # paper scale trains book's models
+    assert zoo.cache_path("FC10(1)", paper) == zoo.cache_path("FC10(1)", book)
 
 
 def test_every_paper_model_is_in_the_zoo():

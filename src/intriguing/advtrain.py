@@ -476,7 +476,8 @@ def compare(scale: str | config.Scale | None = None, *,
     if not _positive_int(n_eval):
         raise ValueError(f"n_eval must be a positive int, got {n_eval!r}")
     s = zoo.spec(settings.model)
-    nets = {"weight decay": zoo.load(settings.model, scale=sc, progress=progress),
+    # Adversarial training runs on the CPU (``fit``), so the baseline is compared there too.
+    nets = {"weight decay": zoo.load(settings.model, scale=sc, device="cpu", progress=progress),
             "adversarial training": load(settings, scale=sc, progress=progress)}
     hists = {"weight decay": zoo.history(settings.model, scale=sc)["train"],
              "adversarial training": history(settings, scale=sc)}

@@ -101,6 +101,12 @@ class LBFGSSettings:
             each ``c``. A solve warm-started from the best point so far crosses the decision
             boundary on its way, and the crossing is closer to the image than the minimiser on
             the bracket's successful side.
+        rescue_max_iter: an image that no solve of the search brought to its target gets one
+            more solve, from the image itself at ``c = c_floor`` with this many steps (0: none).
+            The search's solves at ever smaller ``c`` are warm-started from each other's last
+            iterates and can stall on a plateau of the loss (saturated units) short of the
+            target; a fresh, longer solve from the image escapes it. Rare (6 of 60,000
+            training images for FC100-100-10 before it existed), so it costs nothing measurable.
         chunk_size: images solved together; memory grows as ``(2 * memory + 8) * chunk_size * n``
             floats.
     """
@@ -119,6 +125,7 @@ class LBFGSSettings:
     search_steps: int = 8
     c_floor: float = 1e-6
     track_iterates: bool = True
+    rescue_max_iter: int = 100
     chunk_size: int = 2000
 
     def __post_init__(self) -> None:
@@ -127,6 +134,9 @@ class LBFGSSettings:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"settings.{name} must be a positive int, got {value!r}")
+        value = self.rescue_max_iter
+        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+            raise ValueError(f"settings.rescue_max_iter must be an int >= 0, got {value!r}")
         for name in ("pgtol", "ftol", "reach_ftol", "factr", "c_floor"):
             value = getattr(self, name)
             if not _is_real(value) or not math.isfinite(value) or value < 0:
@@ -250,7 +260,8 @@ def lbfgs(model: nn.Module, images: Tensor, targets: Tensor, *, c: float | None 
     ``c_init``; while the solve's minimiser reaches the target, multiply ``c`` by ``c_growth``;
     the first failure brackets the critical ``c``, which is then bisected geometrically. If even
     ``c_init`` fails, ``c`` is divided by ``c_growth`` until a solve succeeds; an image whose
-    ``c`` would drop below ``c_floor`` without a success is a failure. Each solve is warm-started
+    ``c`` would drop below ``c_floor`` without a success gets one longer solve from the image at
+    ``c_floor`` (``settings.rescue_max_iter``) and, if that too misses, is a failure. Each solve is warm-started
     from the closest adversarial example so far (before any success, from the last iterate), and
     the closest adversarial example seen at any ``c`` is returned.
 
@@ -317,12 +328,13 @@ def lbfgs(model: nn.Module, images: Tensor, targets: Tensor, *, c: float | None 
         last_scale = torch.full((len(x0),), math.nan, dtype=dtype, device=dev)
         last_c = torch.zeros(len(x0), dtype=dtype, device=dev)
 
-        def solve(start: Tensor, ids: Tensor, cs: Tensor, refine: Tensor, x0: Tensor = x0,
-                  t: Tensor = t, last_scale: Tensor = last_scale, last_c: Tensor = last_c):
+        def solve(start: Tensor, ids: Tensor, cs: Tensor, refine: Tensor,
+                  reach_max_iter: int | None = None, x0: Tensor = x0, t: Tensor = t,
+                  last_scale: Tensor = last_scale, last_c: Tensor = last_c):
             inv = 1.0 / last_scale[ids] + 2.0 * (cs - last_c[ids])
             scale = torch.where(inv > 0, 1.0 / inv, math.nan)
-            x_fin, evals, pred, hit_x, hit_rr, scale = solver.solve(start, x0[ids], t[ids], cs,
-                                                                     scale, refine)
+            x_fin, evals, pred, hit_x, hit_rr, scale = solver.solve(
+                start, x0[ids], t[ids], cs, scale, refine, reach_max_iter)
             last_scale[ids] = scale
             last_c[ids] = cs
             return x_fin, evals, pred, hit_x, hit_rr
@@ -397,7 +409,8 @@ def lbfgs_reference(model: nn.Module, images: Tensor, targets: Tensor, *, c: flo
     bounds = Bounds(np.zeros(n), np.ones(n))
     x0_np = x0.numpy()
 
-    def solve(start: Tensor, ids: Tensor, cs: Tensor, refine: Tensor):
+    def solve(start: Tensor, ids: Tensor, cs: Tensor, refine: Tensor,
+              max_iter_override: int | None = None):
         out = start.clone()
         hit_x = start.clone()
         hit_rr = torch.full((len(ids),), math.inf, dtype=torch.float64)
@@ -422,7 +435,8 @@ def lbfgs_reference(model: nn.Module, images: Tensor, targets: Tensor, *, c: flo
                     hit_x[row] = torch.from_numpy(z)
                 return ce.item() + cc * rr, grad.numpy().ravel() + (2.0 * cc) * r
 
-            opts = options if bool(refine[row]) else {**options, "maxiter": reach_max_iter}
+            opts = options if bool(refine[row]) else {
+                **options, "maxiter": max_iter_override or reach_max_iter}
             sol = minimize(fun, start[row].numpy(), jac=True, method="L-BFGS-B", bounds=bounds,
                            options=opts)
             out[row] = torch.from_numpy(np.clip(sol.x, 0.0, 1.0))
@@ -541,13 +555,14 @@ class _Solver:
         faster on the CPU than ``torch.linalg.vecdot``."""
         return torch.mul(a, b, out=self._scratch[:len(a)]).sum(1)
 
-    def solve(self, x: Tensor, x0: Tensor, t: Tensor, c: Tensor, scale: Tensor, refine: Tensor
+    def solve(self, x: Tensor, x0: Tensor, t: Tensor, c: Tensor, scale: Tensor, refine: Tensor,
+              reach_max_iter: int | None = None
               ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor]:
         """Minimise every row from ``x (B, n)`` at ``c (B,)`` for images ``x0``, targets ``t``.
 
         ``refine (B,)`` marks rows warm-started from a point that already reaches the target:
         they stop at ``ftol`` and ``max_iter``, the others at ``reach_ftol`` and
-        ``reach_max_iter``.
+        ``reach_max_iter`` (the settings', unless given here: the rescue solve's longer cap).
 
         ``scale (B,)`` is each row's initial inverse-curvature scale (NaN where unknown); the
         first step is at most of unit length either way. Returns the final iterates ``(B, n)``,
@@ -578,7 +593,7 @@ class _Solver:
         trials = torch.zeros(B, dtype=torch.long, device=dev)
         iters = torch.zeros(B, dtype=torch.long, device=dev)
         refine = refine.to(device=dev, dtype=torch.bool)
-        max_iter = torch.where(refine, s.max_iter, s.reach_max_iter)
+        max_iter = torch.where(refine, s.max_iter, reach_max_iter or s.reach_max_iter)
         ftol = torch.where(refine, s.ftol, s.reach_ftol).to(dtype)
         pos = torch.arange(B, device=dev)
         x = x.clone()
@@ -771,6 +786,21 @@ def _search(solve: Callable, predict: Callable, x0: Tensor, t: Tensor, c_fixed: 
             on_progress(N)
         return {"x": best_x, "c": best_c, "evals": evals}
 
+    def keep_closest(ids: Tensor, cc: Tensor, x_fin: Tensor, ok: Tensor, hit_x: Tensor,
+                     hit_rr: Tensor) -> None:
+        # The closest point seen that reaches the target: the final iterate (the minimiser at
+        # this c), or with track_iterates any evaluated point.
+        fin_r = x_fin - x0[ids]
+        fin_rr = torch.where(ok, torch.linalg.vecdot(fin_r, fin_r).to(torch.float64), math.inf)
+        hit_rr = hit_rr.to(torch.float64)
+        use_hit = hit_rr < fin_rr
+        cand_rr = torch.where(use_hit, hit_rr, fin_rr)
+        cand_x = torch.where(use_hit[:, None], hit_x, x_fin)
+        better = cand_rr < best_rr[ids]
+        best_x[ids] = torch.where(better[:, None], cand_x, best_x[ids])
+        best_rr[ids] = torch.where(better, cand_rr, best_rr[ids])
+        best_c[ids] = torch.where(better, cc, best_c[ids])
+
     last_x = x0.clone()
     c = torch.full((N,), s.c_init, dtype=torch.float64, device=dev)
     c_lo = torch.zeros(N, dtype=torch.float64, device=dev)
@@ -787,18 +817,7 @@ def _search(solve: Callable, predict: Callable, x0: Tensor, t: Tensor, c_fixed: 
         evals[ids] += ev
         last_x[ids] = x_fin
         ok = pred == t[ids]
-        # The closest point seen that reaches the target: the final iterate (the minimiser at
-        # this c), or with track_iterates any evaluated point.
-        fin_r = x_fin - x0[ids]
-        fin_rr = torch.where(ok, torch.linalg.vecdot(fin_r, fin_r).to(torch.float64), math.inf)
-        hit_rr = hit_rr.to(torch.float64)
-        use_hit = hit_rr < fin_rr
-        cand_rr = torch.where(use_hit, hit_rr, fin_rr)
-        cand_x = torch.where(use_hit[:, None], hit_x, x_fin)
-        better = cand_rr < best_rr[ids]
-        best_x[ids] = torch.where(better[:, None], cand_x, best_x[ids])
-        best_rr[ids] = torch.where(better, cand_rr, best_rr[ids])
-        best_c[ids] = torch.where(better, cc, best_c[ids])
+        keep_closest(ids, cc, x_fin, ok, hit_x, hit_rr)
         c_lo[ids] = torch.where(ok, torch.maximum(c_lo[ids], cc), c_lo[ids])
         c_hi[ids] = torch.where(ok, c_hi[ids], torch.minimum(c_hi[ids], cc))
         lo, hi = c_lo[ids], c_hi[ids]
@@ -810,6 +829,20 @@ def _search(solve: Callable, predict: Callable, x0: Tensor, t: Tensor, c_fixed: 
         if on_progress is not None:
             on_progress(N * (step + 1) / s.search_steps - reported)
             reported = N * (step + 1) / s.search_steps
+    failed = ~torch.isfinite(best_rr)
+    if s.rescue_max_iter > 0 and failed.any():
+        # One fresh, longer solve from the image itself for images no solve brought to the
+        # target (see LBFGSSettings.rescue_max_iter).
+        ids = failed.nonzero().squeeze(1)
+        cc = torch.full((len(ids),), s.c_floor, dtype=torch.float64, device=dev)
+        x_fin, ev, pred, hit_x, hit_rr = solve(x0[ids], ids, cc.to(dtype),
+                                               torch.zeros_like(ids, dtype=torch.bool),
+                                               s.rescue_max_iter)
+        evals[ids] += ev
+        ok = pred == t[ids]
+        last_x[ids] = torch.where(ok[:, None], last_x[ids], x_fin)
+        keep_closest(ids, cc, x_fin, ok, hit_x, hit_rr)
+        c_hi[ids] = torch.where(ok, c_hi[ids], torch.minimum(c_hi[ids], cc))
     if on_progress is not None and reported < N:
         on_progress(N - reported)
     failed = ~torch.isfinite(best_rr)

@@ -23,6 +23,7 @@ targets different from the true labels, the full search over ``c`` for both.
 from __future__ import annotations
 
 import argparse
+import copy
 import dataclasses
 import json
 import os
@@ -34,7 +35,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import attacks
+from . import attacks, config
 
 MODEL = "FC200-200-10"
 REFERENCE_MEMORY = 10
@@ -42,7 +43,9 @@ REFERENCE_MAX_ITER = 1000
 
 
 def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = False,
-                     threads: int | None = None, model: nn.Module | None = None) -> dict:
+                     threads: int | None = None, model: nn.Module | None = None,
+                     device: str | torch.device | None = None,
+                     chunk_size: int | None = None) -> dict:
     """Time the batched attack and the per-image scipy reference on the same images.
 
     Why: see the module docstring; this is the measurement behind the book's speed claims.
@@ -56,6 +59,11 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
             faster.
         model: the model to attack; ``None`` loads FC200-200-10 from the zoo (trained and cached
             on first use).
+        device: where the batched engine runs (``None``: the CPU); the reference always runs on
+            the CPU. On a GPU the torch thread count does not matter, so only the current one is
+            measured.
+        chunk_size: images the engine solves together (``None``: the
+            :class:`~intriguing.attacks.LBFGSSettings` default); a GPU wants larger chunks.
 
     Returns:
         The report: rates (``ours_per_s``, ``reference_per_s``, ``speedup``), quality
@@ -72,6 +80,10 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
     if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
                                 or threads < 1):
         raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    dev = config.resolve_device(device)
+    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
+                                   or chunk_size < 1):
+        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
     n_reference = min(n_reference, n)
     started = time.perf_counter()
     load_before = _loadavg()
@@ -87,6 +99,8 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
     targets = (y + torch.randint(1, 10, (n,), generator=gen)) % 10
 
     settings = attacks.LBFGSSettings()
+    if chunk_size is not None:
+        settings = dataclasses.replace(settings, chunk_size=chunk_size)
     ref_settings = dataclasses.replace(settings, memory=REFERENCE_MEMORY,
                                        max_iter=REFERENCE_MAX_ITER,
                                        reach_max_iter=REFERENCE_MAX_ITER)
@@ -94,16 +108,23 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
     try:
         by_threads = {}
         results = {}
-        for k in ([threads] if threads is not None else [1, 2]):
+        if threads is not None:
+            thread_counts = [threads]
+        elif dev.type == "cpu":
+            thread_counts = [1, 2]
+        else:
+            thread_counts = [saved_threads]
+        for k in thread_counts:
             torch.set_num_threads(k)
-            attacks.lbfgs(model, x[:min(n, 50)], targets[:min(n, 50)], settings=settings)
-            res = attacks.lbfgs(model, x, targets, settings=settings)
+            attacks.lbfgs(model, x[:min(n, 50)], targets[:min(n, 50)], settings=settings,
+                          device=dev)
+            res = attacks.lbfgs(model, x, targets, settings=settings, device=dev)
             by_threads[k] = n / res.seconds
             results[k] = res
         best = max(by_threads, key=by_threads.get)
         ours = results[best]
         torch.set_num_threads(best)
-        fwd_bwd = _fwd_bwd_seconds_per_image(model, x, targets)
+        fwd_bwd = _fwd_bwd_seconds_per_image(model, x, targets, device=dev)
         torch.set_num_threads(1)
         ref = attacks.lbfgs_reference(model, x[:n_reference], targets[:n_reference],
                                       settings=ref_settings)
@@ -134,6 +155,8 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
         "reference_evals_per_image": ref.evals.double().mean().item(),
         "fwd_bwd_us_per_image": fwd_bwd * 1e6,
         "limit_share": evals * fwd_bwd / (ours.seconds / n),
+        "device": str(dev),
+        "device_name": _device_name(dev),
         "torch_threads": best,
         "ours_per_s_by_threads": {str(k): v for k, v in by_threads.items()},
         "settings": settings.as_dict(),
@@ -176,33 +199,48 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-reference", type=int, default=100, help="images for the scipy reference")
     p.add_argument("--threads", type=int, default=None,
                    help="torch threads for the batched engine (default: try 1 and 2)")
+    p.add_argument("--device", default=None,
+                   help="where the batched engine runs, e.g. cuda (default: cpu); the reference "
+                        "always runs on the CPU")
+    p.add_argument("--chunk-size", type=int, default=None,
+                   help="images the engine solves together (default: the attack's default)")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
     try:
         attack_benchmark(n=args.n, n_reference=args.n_reference, json_out=args.json,
-                         threads=args.threads)
+                         threads=args.threads, device=args.device, chunk_size=args.chunk_size)
     except ValueError as exc:
         p.error(str(exc))
     return 0
 
 
 def _fwd_bwd_seconds_per_image(model: nn.Module, x: Tensor, targets: Tensor,
-                               batch: int = 1000, repeats: int = 20) -> float:
+                               batch: int = 1000, repeats: int = 20,
+                               device: torch.device = torch.device("cpu")) -> float:
     """Median time of one forward+backward pass (gradient to the input) per image, float32."""
     reps = -(-batch // len(x))
-    xb = x.repeat(reps, *([1] * (x.ndim - 1)))[:batch].float()
-    tb = targets.repeat(reps)[:batch]
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
-    xb = xb.to(dtype)
+    xb = x.repeat(reps, *([1] * (x.ndim - 1)))[:batch].to(device=device, dtype=dtype)
+    tb = targets.repeat(reps)[:batch].to(device)
+    model = model if next(model.parameters()).device == device else \
+        copy.deepcopy(model).to(device)
     times = []
     for i in range(repeats + 3):
         t0 = time.perf_counter()
         xr = xb.detach().requires_grad_(True)
         loss = F.cross_entropy(model(xr), tb, reduction="sum")
         torch.autograd.grad(loss, xr)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
         if i >= 3:
             times.append(time.perf_counter() - t0)
     times.sort()
     return times[len(times) // 2] / batch
+
+
+def _device_name(dev: torch.device) -> str:
+    if dev.type == "cuda":
+        return torch.cuda.get_device_name(dev)
+    return platform.processor() or platform.machine()
 
 
 def _loadavg() -> list[float] | None:
@@ -223,8 +261,8 @@ def _summary(r: dict) -> str:
     lines = [
         f"attack benchmark on {r['model']}: full search over c, "
         f"{r['settings']['search_steps']} solves per image",
-        f"  ours:      {r['ours_per_s']:8.1f} images/s on {r['n']} images "
-        f"({r['torch_threads']} torch thread(s); by threads: "
+        f"  ours:      {r['ours_per_s']:8.1f} images/s on {r['n']} images, {r['device']} "
+        f"({r['device_name']}; {r['torch_threads']} torch thread(s); by threads: "
         + ", ".join(f"{k}: {v:.1f}/s" for k, v in r["ours_per_s_by_threads"].items()) + ")",
         f"  reference: {r['reference_per_s']:8.2f} images/s on {r['n_reference']} images "
         f"(scipy {ref['scipy']} L-BFGS-B, float64, m={ref['m']}, maxiter={ref['maxiter']}, "

@@ -19,6 +19,7 @@ import torch
 
 SCALE_ENV = "INTRIGUING_SCALE"
 DATA_DIR_ENV = "INTRIGUING_DATA_DIR"
+DEVICE_ENV = "INTRIGUING_DEVICE"
 DEFAULT_SEED = 0
 
 
@@ -54,6 +55,18 @@ SCALES: dict[str, Scale] = {
     "paper": Scale("paper", train_limit=None, test_limit=None, epoch_factor=1.0,
                    attack_split="train", attack_limit=None),
 }
+
+
+#: Scales that train exactly the models of another scale: paper scale differs from book scale
+#: only in the attacked split (section 4.3 attacks the training set), so the two share one
+#: model cache instead of training the zoo twice.
+MODELS_OF: dict[str, str] = {"paper": "book"}
+
+
+def training_scale(scale: str | Scale | None = None) -> Scale:
+    """The scale whose trained models ``scale`` uses (itself, unless listed in ``MODELS_OF``)."""
+    sc = get_scale(scale)
+    return SCALES[MODELS_OF[sc.name]] if sc.name in MODELS_OF else sc
 
 
 def get_scale(scale: str | Scale | None = None) -> Scale:
@@ -125,8 +138,21 @@ def seed_everything(seed: int = DEFAULT_SEED) -> torch.Generator:
 
 
 def resolve_device(device: str | torch.device | None = None) -> torch.device:
-    """``None`` means CPU; anything else must name an available device."""
-    dev = torch.device(device) if device is not None else torch.device("cpu")
+    """An explicit device wins, then ``$INTRIGUING_DEVICE`` (e.g. ``cuda``), then the CPU.
+
+    Why: the book's functions take a ``device`` argument; the variable lets ``make book`` and the
+    chapters run on a GPU without editing a cell.
+
+    Raises:
+        ValueError: the name is not a torch device, or names CUDA where none is available.
+    """
+    name = device if device is not None else os.environ.get(DEVICE_ENV) or "cpu"
+    source = "device" if device is not None else f"${DEVICE_ENV}"
+    try:
+        dev = torch.device(name)
+    except (RuntimeError, TypeError) as exc:
+        raise ValueError(f"{source} must name a torch device such as 'cpu' or 'cuda', "
+                         f"got {name!r}") from exc
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device {str(dev)!r} requested but CUDA is not available")
     return dev

@@ -75,7 +75,7 @@ def write(
     scale: str,
     seconds: float,
     settings: dict[str, Any] | None = None,
-    device: str = "cpu",
+    device: str | None = None,
 ) -> Path:
     """Write a results file atomically and return its path.
 
@@ -86,12 +86,13 @@ def write(
         scale: the scale the numbers were measured at.
         seconds: wall-clock time the experiment took.
         settings: the experiment's settings, recorded verbatim.
-        device: where it ran.
+        device: where it ran (default: ``config.resolve_device()``, the device the experiments
+            use when given none: ``$INTRIGUING_DEVICE`` or the CPU).
     """
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError("rows must be a list of dicts")
     doc = {"name": name, "scale": scale, "seconds": float(seconds), "commit": git_commit(),
-           "device": device, "versions": versions(), "settings": settings or {}, "rows": rows}
+           "device": device or str(config.resolve_device()), "versions": versions(), "settings": settings or {}, "rows": rows}
     target = path(name, scale)
     files.atomic_write_json(target, doc)
     return target

@@ -40,7 +40,7 @@ def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: i
     wrong = 0
     for i in range(0, len(x), batch_size):
         logits = model(x[i : i + batch_size].to(device))
-        wrong += (logits.argmax(1).cpu() != y[i : i + batch_size]).sum().item()
+        wrong += (logits.argmax(1) != y[i : i + batch_size].to(device)).sum().item()
     model.train(was_training)
     return wrong / len(x)
 

@@ -143,7 +143,11 @@ def epochs_at(s: ModelSpec, scale: config.Scale) -> tuple[int, int]:
 
 
 def cache_key(s: ModelSpec, scale: config.Scale) -> str:
-    """12 hex digits of sha256 over the spec, the scale and ``CACHE_VERSION``."""
+    """12 hex digits of sha256 over the spec, the training scale and ``CACHE_VERSION``.
+
+    Paper scale trains book scale's models (``config.MODELS_OF``), so both get one key.
+    """
+    scale = config.training_scale(scale)
     payload = {"spec": s.as_dict(), "scale": scale.as_dict(), "version": CACHE_VERSION}
     payload["spec"].pop("description")
     if not payload["spec"]["sparse_ae"]:
@@ -154,7 +158,7 @@ def cache_key(s: ModelSpec, scale: config.Scale) -> str:
 
 def cache_path(name: str, scale: str | config.Scale | None = None) -> Path:
     """Where the trained weights of ``name`` at ``scale`` live."""
-    s, sc = spec(name), config.get_scale(scale)
+    s, sc = spec(name), config.training_scale(scale)
     slug = re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_")
     return config.models_dir() / f"{slug}-{sc.name}-{cache_key(s, sc)}.pt"
 
@@ -225,7 +229,8 @@ def load(
     Args:
         name: one of ``ALL`` (the paper's names, e.g. "FC200-200-10", "FC100-100-10'@P2").
         scale: "smoke", "book" or "paper" (default: ``$INTRIGUING_SCALE`` or "book").
-        device: where the returned model lives (and trains, when it must); default CPU.
+        device: where the returned model lives (and trains, when it must); default
+            ``$INTRIGUING_DEVICE`` or the CPU.
         retrain: ignore any cache and train again.
         progress: tqdm bars while training.
 
