@@ -164,34 +164,51 @@ def fit_lbfgs(
     )
     model.train()
 
+    # torch's L-BFGS evaluates the closure at the current point first in every step() call, so
+    # the history of the point a chunk ended at is read off the next chunk's first evaluation
+    # (no extra pass over the 60,000 images per chunk; the optimiser's path is unchanged).
+    at_start: dict[str, float] = {}
+
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        loss = _objective(model, x, y)
+        logits = model(x)
+        loss = F.cross_entropy(logits, y) + model.weight_decay()
         loss.backward()
+        if not at_start:
+            at_start.update(loss=loss.item(),
+                            train_error=(logits.argmax(1) != y).sum().item() / len(y))
         return loss
 
     history: History = {"loss": [], "train_error": [], "iteration": []}
     if monitor is not None:
         history["monitor_error"] = []
+
+    def log(iteration: int) -> None:
+        history["loss"].append(at_start["loss"])
+        history["train_error"].append(at_start["train_error"])
+        history["iteration"].append(float(iteration))
+        if monitor is not None:
+            history["monitor_error"].append(error_rate(model, *monitor))
+        bar.set_postfix(loss=f"{at_start['loss']:.5f}")
+
     bar = tqdm(total=iterations, desc=desc, disable=not progress, leave=False)
     done = 0
     while done < iterations:
         opt.param_groups[0]["max_iter"] = min(chunk, iterations - done)
         before = opt.state[params[0]].get("n_iter", 0)
+        at_start.clear()
         opt.step(closure)
+        if done > 0:
+            log(done)  # the point the previous chunk ended at
         taken = opt.state[params[0]].get("n_iter", 0) - before
         done += taken
         bar.update(taken)
-        loss = closure()  # also leaves the gradient at the current point in .grad
-        grad_max = max(p.grad.abs().max().item() for p in params)
-        history["loss"].append(loss.item())
-        history["train_error"].append(error_rate(model, x, y))
-        history["iteration"].append(float(done))
-        if monitor is not None:
-            history["monitor_error"].append(error_rate(model, *monitor))
-        bar.set_postfix(loss=f"{loss.item():.5f}", grad=f"{grad_max:.1e}")
-        if taken == 0 or grad_max <= grad_tol:  # converged (or no step possible)
+        if taken == 0:  # converged: every gradient component <= grad_tol (or no step possible)
             break
+    if taken > 0 or done == 0:
+        at_start.clear()
+        closure()
+        log(done)
     bar.close()
     history["evaluations"] = [float(opt.state[params[0]].get("func_evals", 0))]
     model.float().eval()
