@@ -40,9 +40,12 @@ models: data
 # progress bars in the terminal and are cached, and the scorecard page, which Sphinx executes
 # before the chapters, reads results of this run. The chapters then re-run their experiments
 # from the caches. Re-run only when src/ or the scale changes.
+# `run-all` trains the zoo and runs the experiments as a graph of single-threaded processes,
+# JOBS at a time (one per core by default); each task's log is in data/logs/<scale>/.
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 RESULTS_STAMP := data/results/.made-$(SCALE)
-$(RESULTS_STAMP): $(wildcard src/intriguing/*.py) | models
-	INTRIGUING_SCALE=$(SCALE) $(PY) -m intriguing reproduce
+$(RESULTS_STAMP): $(wildcard src/intriguing/*.py) | data
+	$(PY) -m intriguing run-all --jobs $(JOBS) --scale $(SCALE)
 	@touch $@
 
 results: $(RESULTS_STAMP)
@@ -62,11 +65,18 @@ $(WEB): src/intriguing/webassets.py $(INSTALLED)
 	$(PY) -m intriguing.webassets --dest book/_web
 	@touch $@
 
+# The notebooks are executed into the execution cache first, one single-threaded kernel per core
+# (jupyter-cache's local-parallel executor); the build then reads every page from the cache.
+# EXECUTE=force (CI) empties the cache first, so every page is executed again.
+NOTEBOOKS := $(wildcard chapters/*.ipynb book/*.ipynb)
+JCACHE := $(VENV)/bin/jcache
 book: results $(STAMP) $(WEB)
-	@if [ "$(EXECUTE)" = force ]; then \
-	   sed 's/execute_notebooks: cache/execute_notebooks: force/' _config.yml > $(BUILD)/_config.force.yml; \
-	   cfg="--config $(BUILD)/_config.force.yml"; else cfg=""; fi; \
-	 INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 $(VENV)/bin/jupyter-book build . $$cfg -W -n --keep-going
+	@if [ "$(EXECUTE)" = force ]; then rm -rf $(BUILD)/.jupyter_cache; fi
+	export INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 OMP_NUM_THREADS=1; \
+	 mkdir -p $(BUILD)/.jupyter_cache && \
+	 $(JCACHE) notebook -p $(BUILD)/.jupyter_cache add $(NOTEBOOKS) > /dev/null && \
+	 $(JCACHE) project -p $(BUILD)/.jupyter_cache execute -e local-parallel -t 3600
+	INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at $(abspath $(BUILD))/html/index.html"
 
 test: data

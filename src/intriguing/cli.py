@@ -61,6 +61,14 @@ def _cmd_assets(args: argparse.Namespace) -> int:
     return webassets.main(["--force"] if args.force else [])
 
 
+def _cmd_run_all(args: argparse.Namespace) -> int:
+    from . import pipeline
+
+    argv = ["--jobs", str(args.jobs)] if args.jobs is not None else []
+    argv += ["--scale", args.scale] if args.scale else []
+    return pipeline.main(argv + (["--dry-run"] if args.dry_run else []))
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -98,6 +106,14 @@ def parser() -> argparse.ArgumentParser:
     sa = sub.add_parser("assets", help="fetch the book's offline JavaScript (widgets, MathJax)")
     sa.add_argument("--force", action="store_true", help="fetch again even if present")
     sa.set_defaults(func=_cmd_assets)
+
+    sp = with_scale(sub.add_parser(
+        "run-all", help="train every model and run every experiment, one single-threaded "
+                        "process per core (logs in data/logs/<scale>/)"))
+    sp.add_argument("--jobs", type=int, default=None,
+                    help="processes at a time (default: the number of CPUs)")
+    sp.add_argument("--dry-run", action="store_true", help="print the tasks in order and stop")
+    sp.set_defaults(func=_cmd_run_all)
 
     sb = sub.add_parser("bench", help="benchmarks (e.g. `bench attack --json`)")
     sb.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark name and its options")

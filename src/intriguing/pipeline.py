@@ -1,0 +1,200 @@
+"""Train the zoo and run every experiment as a graph of tasks, one process per core.
+
+Why: ``make book`` on a 2-core machine spends most of its time training ten models and running
+ten experiments. Torch gains little from a second thread on the book's small networks (batch-100
+MLP steps, L-BFGS on a 60,000 x 784 matrix), so two single-threaded processes side by side do
+1.2-1.9 times the work of one process with two threads (measured on the project's 2-core
+machine: FC10(1e-4)'s L-BFGS 50 iterations in 12.5 s on 2 threads, two such runs side by side in
+19.4 s; FC200-200-10 1.1 times slower beside another job than alone). ``python -m intriguing
+run-all`` runs ``python -m intriguing train NAME`` and ``reproduce NAME`` as subprocesses with one
+thread each, each as soon as what it needs is done (models before the experiments that load
+them, Table 1's and Table 3's adversarial sets before the experiments that reuse them), the
+longest chain first. Each task's output goes to ``data/logs/<scale>/<task>.log``; the terminal
+shows one line per task. Results are the same as running the steps one after another: every
+task writes through the same caches, atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import config
+
+#: Rough single-thread cost of each task at book scale, in seconds. Only the order of the tasks
+#: depends on them (longest remaining chain first), never a result.
+_TRAIN_COST = {"FC10(1e-4)": 130, "FC10(1e-2)": 50, "FC10(1)": 20, "FC100-100-10": 65,
+               "FC200-200-10": 100, "AE400-10": 200, "FC100-100-10@P1": 50,
+               "FC123-456-10@P1": 70, "FC100-100-10'@P2": 50, "ConvNet": 165}
+_TABLE1 = ("FC10(1e-4)", "FC10(1e-2)", "FC10(1)", "FC100-100-10", "FC200-200-10", "AE400-10")
+_TABLE3 = ("FC100-100-10@P1", "FC123-456-10@P1", "FC100-100-10'@P2")
+#: Each experiment of ``reproduce.EXPERIMENTS``: its cost and what it needs first. An experiment
+#: that reuses another's cached adversarial sets waits for it, so no set is computed twice.
+_EXPERIMENTS: dict[str, tuple[float, tuple[str, ...]]] = {
+    "table1": (90, tuple(f"train:{m}" for m in _TABLE1)),
+    "table2": (15, ("reproduce:table1",)),
+    "noise": (10, ("reproduce:table1",)),
+    "c_sweep": (20, ("train:FC10(1e-4)", "train:FC200-200-10")),
+    "units": (20, ("train:ConvNet", "train:FC100-100-10", "train:FC200-200-10")),
+    "table3": (40, tuple(f"train:{m}" for m in _TABLE3)),
+    "table4": (10, ("reproduce:table3",)),
+    "transfer_curves": (90, tuple(f"train:{m}" for m in _TABLE1)),
+    "table5": (90, ("reproduce:table1", "reproduce:table3", "train:ConvNet")),
+    "advtrain": (330, ("train:FC100-100-10",)),
+}
+
+
+@dataclass(frozen=True)
+class Task:
+    """One step: a command line of the package's CLI, what must finish first, a rough cost."""
+
+    name: str
+    argv: tuple[str, ...]
+    needs: tuple[str, ...]
+    cost: float
+
+
+def tasks(scale: str | config.Scale | None = None) -> dict[str, Task]:
+    """Every training and experiment task at ``scale``, by name (``train:NAME``,
+    ``reproduce:NAME``)."""
+    from . import reproduce, zoo
+
+    sc = config.get_scale(scale)
+    if set(_TRAIN_COST) != set(zoo.ALL) or set(_EXPERIMENTS) != set(reproduce.EXPERIMENTS):
+        raise RuntimeError("pipeline's task list is out of date with zoo.ALL or "
+                           "reproduce.EXPERIMENTS")
+    out = {}
+    for name, cost in _TRAIN_COST.items():
+        out[f"train:{name}"] = Task(f"train:{name}", ("train", name, "--scale", sc.name), (),
+                                    cost)
+    for name, (cost, needs) in _EXPERIMENTS.items():
+        out[f"reproduce:{name}"] = Task(f"reproduce:{name}",
+                                        ("reproduce", name, "--scale", sc.name), needs, cost)
+    return out
+
+
+def priorities(graph: dict[str, Task]) -> dict[str, float]:
+    """Each task's cost plus the longest chain of tasks waiting on it (critical-path order).
+
+    Raises:
+        ValueError: a task needs one that is not in ``graph``, or the needs form a cycle.
+    """
+    waiting: dict[str, list[str]] = {name: [] for name in graph}
+    for task in graph.values():
+        for need in task.needs:
+            if need not in graph:
+                raise ValueError(f"task {task.name!r} needs {need!r}, which is not a task")
+            waiting[need].append(task.name)
+    memo: dict[str, float] = {}
+
+    def chain(name: str, seen: tuple[str, ...]) -> float:
+        if name in seen:
+            raise ValueError(f"tasks form a cycle: {' -> '.join((*seen, name))}")
+        if name not in memo:
+            memo[name] = graph[name].cost + max(
+                (chain(w, (*seen, name)) for w in waiting[name]), default=0.0)
+        return memo[name]
+
+    return {name: chain(name, ()) for name in graph}
+
+
+def run(graph: dict[str, Task], *, jobs: int, log_dir: Path,
+        launch: Callable[[Task, Path], subprocess.Popen] | None = None,
+        say: Callable[[str], object] = print, poll: float = 0.2) -> dict[str, float]:
+    """Run every task of ``graph``, at most ``jobs`` at a time; returns each task's seconds.
+
+    A task starts when everything it needs has finished, the highest ``priorities`` first. If a
+    task fails, no new task starts, the running ones finish, and the failure is raised with the
+    end of the task's log.
+
+    Raises:
+        ValueError: ``jobs`` is not a positive int; the graph is not a DAG (see ``priorities``).
+        RuntimeError: a task exited with a non-zero status.
+    """
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
+        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    rank = priorities(graph)
+    launch = launch or _launch
+    log_dir.mkdir(parents=True, exist_ok=True)
+    done: dict[str, float] = {}
+    running: dict[str, tuple[subprocess.Popen, float, Path]] = {}
+    failed: list[tuple[str, int, Path]] = []
+    start_all = time.perf_counter()
+    while len(done) + len(failed) < len(graph):
+        ready = sorted((n for n, t in graph.items()
+                        if n not in done and n not in running and not failed
+                        and all(need in done for need in t.needs)),
+                       key=lambda n: (-rank[n], n))
+        for name in ready[:jobs - len(running)]:
+            log = log_dir / (_slug(name) + ".log")
+            running[name] = (launch(graph[name], log), time.perf_counter(), log)
+            say(f"      {name} started (log: {log})")
+        if not running:
+            break  # a failure left the rest unstartable
+        time.sleep(poll)
+        for name, (proc, started, log) in list(running.items()):
+            code = proc.poll()
+            if code is None:
+                continue
+            del running[name]
+            seconds = time.perf_counter() - started
+            if code == 0:
+                done[name] = seconds
+                say(f"[{len(done)}/{len(graph)}] {name} done in {seconds:.0f} s "
+                    f"({time.perf_counter() - start_all:.0f} s in all)")
+            else:
+                failed.append((name, code, log))
+                say(f"{name} FAILED (exit status {code}); waiting for the running tasks")
+    if failed:
+        name, code, log = failed[0]
+        tail = log.read_text(errors="replace")[-3000:] if log.exists() else "(no log)"
+        raise RuntimeError(f"task {name} failed with exit status {code}; the end of {log}:\n"
+                           f"{tail}")
+    return done
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_")
+
+
+def _launch(task: Task, log: Path) -> subprocess.Popen:
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1",
+               PYTHONUNBUFFERED="1")
+    with open(log, "w") as fh:
+        return subprocess.Popen([sys.executable, "-m", "intriguing", *task.argv], stdout=fh,
+                                stderr=subprocess.STDOUT, env=env)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``run-all [--jobs N] [--scale S] [--dry-run]``; returns the exit status."""
+    p = argparse.ArgumentParser(prog="python -m intriguing run-all",
+                                description="Train every model and run every experiment, "
+                                            "one single-threaded process per core.")
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
+                   help="processes at a time (default: the number of CPUs)")
+    p.add_argument("--scale", choices=sorted(config.SCALES), default=None,
+                   help=f"experiment size (default: ${config.SCALE_ENV} or 'book')")
+    p.add_argument("--dry-run", action="store_true", help="print the tasks in order and stop")
+    args = p.parse_args(argv)
+    sc = config.get_scale(args.scale)
+    graph = tasks(sc)
+    if args.dry_run:
+        rank = priorities(graph)
+        for name in sorted(graph, key=lambda n: -rank[n]):
+            print(f"{name:32s} needs {', '.join(graph[name].needs) or '-'}")
+        return 0
+    try:
+        seconds = run(graph, jobs=args.jobs, log_dir=config.data_dir() / "logs" / sc.name)
+    except (RuntimeError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"all {len(seconds)} tasks done; task time {sum(seconds.values()):.0f} s on "
+          f"{args.jobs} process(es)")
+    return 0
