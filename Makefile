@@ -98,7 +98,7 @@ clean:
 	rm -rf $(BUILD)
 
 clean-data:
-	rm -rf data/models data/results data/adversarial
+	rm -rf data/models data/results data/adversarial data/logs
 
 clean-all: clean clean-data
 	rm -rf $(VENV) data/mnist

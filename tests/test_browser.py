@@ -320,6 +320,67 @@ def test_page_works_offline(browser, server, site, page_path, tmp_path):
     assert not log.unexpected_errors(), f"console errors: {log.unexpected_errors()[:10]}"
 
 
+def _layout_pages() -> list[str]:
+    """Every content page of $BOOK_HTML (not the generated index and search pages), else the
+    tiny test book's."""
+    env = _book_html_env()
+    if env is None:
+        return ["intro.html", "chapters/viewer.html"]
+    if not env.is_dir():
+        return ["(BOOK_HTML is not a folder)"]
+    skip = {"genindex.html", "search.html", "py-modindex.html"}
+    return [f.relative_to(env).as_posix() for f in sorted(env.rglob("*.html"))
+            if f.name not in skip and "_static" not in f.parts and "_sources" not in f.parts]
+
+
+#: A laptop and a phone held upright.
+LAYOUT_WIDTHS = (1280, 390)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("page_path", _layout_pages())
+def test_page_layout(browser, server, page_path, tmp_path):
+    """What a first-time reader sees: nothing wider than the window (a table or figure that
+    overflows makes the whole page scroll sideways), no math error, every figure loaded and
+    described by alt text. Full-page screenshots at each width go to the test's folder."""
+    problems = []
+    for width in LAYOUT_WIDTHS:
+        context = browser.new_context(viewport={"width": width, "height": 900})
+        page = context.new_page()
+        page.route("**/*", lambda r: r.abort() if urlparse(r.request.url).hostname not in
+                   (None, "127.0.0.1") and urlparse(r.request.url).scheme in ("http", "https")
+                   else r.continue_())
+        try:
+            page.goto(server + page_path, wait_until="load", timeout=TIMEOUT_MS)
+            _wait_widgets(page)
+            if page.locator("script[src*='tex-mml-chtml']").count():
+                page.wait_for_function("() => window.MathJax && MathJax.startup && "
+                                       "MathJax.startup.promise", timeout=TIMEOUT_MS)
+                page.evaluate("() => MathJax.startup.promise")
+            found = page.evaluate("""() => {
+                const out = [];
+                const doc = document.documentElement;
+                if (doc.scrollWidth > window.innerWidth + 1)
+                    out.push(`page scrolls sideways: ${doc.scrollWidth}px in ${window.innerWidth}px`);
+                document.querySelectorAll('mjx-merror, .MathJax_Error').forEach(e =>
+                    out.push(`math error: ${e.textContent.slice(0, 80)}`));
+                document.querySelectorAll('main img, article img').forEach(img => {
+                    const name = (img.getAttribute('src') || '').slice(-60);
+                    if (!img.complete || img.naturalWidth === 0) out.push(`image not loaded: ${name}`);
+                    // A widget's image (ipywidgets has no alt) is described by its title.
+                    const text = img.getAttribute('alt') || img.getAttribute('title') || '';
+                    if (!text.trim()) out.push(`image without alt text: ${name}`);
+                });
+                return out;
+            }""")
+            problems += [f"{width}px: {p}" for p in found]
+            page.screenshot(path=str(tmp_path / f"{page_path.replace('/', '_')}-{width}.png"),
+                            full_page=True)
+        finally:
+            context.close()
+    assert not problems, f"{page_path} (screenshots in {tmp_path}):\n" + "\n".join(problems[:20])
+
+
 # --------------------------------------------------------------------------------------------
 # The web assets themselves (fast, offline: npm is replaced by in-memory tarballs)
 

@@ -256,6 +256,7 @@ def test_static_viewer_nests_stacks_image_target_c(frames):
                 assert isinstance(image, ipywidgets.Image) and "pixelated" in image._dom_classes
                 assert image.value == W.render_png(frames, i, t, k)
                 assert panel.value == W.render_panel_html(frames, i, t, k)
+                assert image.tooltip == W.render_alt(frames, i, t, k)
 
 
 def test_static_viewer_controls_drive_the_stacks_by_jslink_only(frames):
@@ -506,3 +507,11 @@ def test_page_weight_counts_the_page_and_its_local_files(tmp_path):
                                    "page": html_bytes + 1010, "total": html_bytes + 1350}
     with pytest.raises(ValueError, match="page must be an existing HTML file"):
         W.page_weight(tmp_path / "nope.html")
+
+
+def test_render_alt_describes_the_frame(frames):
+    alt = W.render_alt(frames, 1, 2, 0)
+    assert f"labelled {int(frames.labels[1])}" in alt and f"towards {int(frames.targets[2])}" in alt
+    assert f"c = {float(frames.c_grid[0]):g}" in alt and frames.source in alt
+    with pytest.raises(ValueError):
+        W.render_alt(frames, 99, 0, 0)

@@ -343,6 +343,16 @@ def panel_html(*, model_names: Sequence[str], probs: np.ndarray, label: int, tar
             f"<th>p(target {target})</th><th></th></tr>{''.join(rows)}</table></div>")
 
 
+def render_alt(frames: AttackFrames, i: int, t: int, k: int) -> str:
+    """One frame's strip in words (the image's tooltip and accessible description)."""
+    _check_index(frames, i, t, k)
+    pred = int(np.argmax(frames.probs[i, t, k, 0]))
+    return (f"A test digit labelled {int(frames.labels[i])}, the attack on {frames.source} "
+            f"towards {int(frames.targets[t])} at c = {float(frames.c_grid[k]):g} (distortion "
+            f"{float(frames.distortion[i, t, k]):.3f}; {frames.source} now says {pred}), and "
+            f"their difference, magnified")
+
+
 def render_panel_html(frames: AttackFrames, i: int, t: int, k: int) -> str:
     """One frame's panel: each model's predicted class and p(target) as a bar; success marked.
 
@@ -403,11 +413,13 @@ class _Shared:
         self.panel_style = HTMLStyle()
 
 
-def _frame(png: bytes, panel: str, shared: _Shared) -> widgets.Box:
-    """A frame: the strip (shown DISPLAY_SCALE times larger, pixelated) beside its panel."""
+def _frame(png: bytes, panel: str, shared: _Shared, alt: str = "") -> widgets.Box:
+    """A frame: the strip (shown DISPLAY_SCALE times larger, pixelated) beside its panel;
+    ``alt`` describes the strip (the image's tooltip, read by screen readers)."""
     width = (3 * SIDE + 2 * GAP) * DISPLAY_SCALE
     image = widgets.Image(value=png, format="png", width=str(width),
-                          height=str(SIDE * DISPLAY_SCALE), layout=shared.image)
+                          height=str(SIDE * DISPLAY_SCALE), layout=shared.image,
+                          tooltip=alt or None)
     image.add_class("pixelated")
     text = widgets.HTML(value=panel, layout=shared.panel, style=shared.panel_style)
     return widgets.Box([image, text], layout=shared.frame)
@@ -565,7 +577,8 @@ def static_viewer(frames: AttackFrames | Sequence[AttackFrames]) -> AttackViewer
     controls = _controls(first.labels.tolist(), first.targets.tolist(), first.c_grid.tolist(),
                          start, [f.source for f in sets])
     shared = _Shared()
-    nested = [[[[_frame(render_png(f, i, t, k), render_panel_html(f, i, t, k), shared)
+    nested = [[[[_frame(render_png(f, i, t, k), render_panel_html(f, i, t, k), shared,
+                        render_alt(f, i, t, k))
                  for k in range(n_c)] for t in range(n_t)] for i in range(n_img)] for f in sets]
     if controls.source is None:
         outer, links = linked_stacks(nested[0], controls.all(), start)
@@ -734,7 +747,8 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
     controls = _controls(y.tolist(), tg.tolist(), c_arr.tolist(), start, srcs)
     shared = _Shared()
     first = solve(*start)
-    area = _frame(render_png(first, 0, 0, 0), render_panel_html(first, 0, 0, 0), shared)
+    area = _frame(render_png(first, 0, 0, 0), render_panel_html(first, 0, 0, 0), shared,
+                  render_alt(first, 0, 0, 0))
     image, panel = area.children
 
     def update(_change: Any = None) -> None:
@@ -746,6 +760,7 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
             panel.value = '<div class="iv-panel"><div class="iv-meta">solving...</div></div>'
         one = solve(i, t, k, s)
         image.value = render_png(one, 0, 0, 0)
+        image.tooltip = render_alt(one, 0, 0, 0)
         panel.value = render_panel_html(one, 0, 0, 0)
 
     for w in controls.all():
