@@ -330,7 +330,8 @@ def _layout_pages() -> list[str]:
         return ["(BOOK_HTML is not a folder)"]
     skip = {"genindex.html", "search.html", "py-modindex.html"}
     return [f.relative_to(env).as_posix() for f in sorted(env.rglob("*.html"))
-            if f.name not in skip and "_static" not in f.parts and "_sources" not in f.parts]
+            if f.name not in skip and "_static" not in f.parts and "_sources" not in f.parts
+            and 'http-equiv="Refresh"' not in f.read_text(errors="replace")[:500]]
 
 
 #: A laptop and a phone held upright.

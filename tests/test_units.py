@@ -183,6 +183,7 @@ def test_viewer_links_every_stack():
     outer = box.children[-1]
     first = outer.children[0].children[0].children[0]
     assert "unit 1" in first.children[1].value  # unit 0 is dead, so the first shown is unit 1
+    assert "excite unit 1 most" in first.children[0].tooltip
     with pytest.raises(ValueError, match="unit_ids"):
         units.viewer(images, labels, acts, unit_ids=[9])
 
@@ -200,7 +201,10 @@ def test_live_viewer_redraws_the_top_k_of_the_chosen_direction():
     basis.value = "random direction"
     index.value = 7
     v = units.random_directions(6, 1, seed=7)[0]
-    assert box.children[3].value == units.strip_png(images[units.top_k(acts, v, 8)])
+    idx = units.top_k(acts, v, 8)
+    assert box.children[3].value == units.strip_png(images[idx])
     assert "seed 7" in box.children[4].value
+    assert box.children[3].tooltip == units.strip_alt("random direction (seed 7)",
+                                                       labels[idx].tolist())
     with pytest.raises(ValueError, match="ks must hold k"):
         units.live_viewer(images, labels, acts, ks=(0,))

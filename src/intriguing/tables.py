@@ -114,7 +114,7 @@ def matrix(doc: dict, *, field: str = "error", kind: str = "percent",
         tds = "".join(show(cells.get((r, c)), kind) for c in cols)
         tds += show(side.get(r), "float") if extra else ""
         body.append(f"<tr><td>{html.escape(r)}</td>{tds}</tr>")
-    return (f'<table class="comparison"><thead><tr>{head}</tr></thead>'
+    return (f'<table class="comparison matrix"><thead><tr>{head}</tr></thead>'
             f"<tbody>{''.join(body)}</tbody></table>"
             f'<p class="caption-note">bold: this book; below: the paper. scale: '
             f'{html.escape(doc["scale"])}; {doc["seconds"]:.1f} s; '

@@ -433,6 +433,13 @@ def strip_png(images: torch.Tensor | np.ndarray, *, gap: int = 2) -> bytes:
     return buf.getvalue()
 
 
+def strip_alt(name: str, labels: Sequence[int]) -> str:
+    """A strip in words (its image's tooltip and accessible description)."""
+    labs = [int(v) for v in labels]
+    return (f"The {len(labs)} test images that excite {name} most, left to right; their true "
+            f"labels are {' '.join(map(str, labs))}")
+
+
 def caption_html(name: str, labels: Sequence[int]) -> str:
     """The caption under a strip: which direction, the true labels, their purity."""
     labs = [int(v) for v in labels]
@@ -488,7 +495,8 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
                 idx = order[i, :k]
                 img = widgets.Image(value=strip_png(images[idx]), format="png",
                                     width=str(k * 30 * display_scale),
-                                    height=str(28 * display_scale))
+                                    height=str(28 * display_scale),
+                                    tooltip=strip_alt(names[name][i], labels[idx].tolist()))
                 img.add_class("pixelated")
                 per_k.append(widgets.VBox([img, widgets.HTML(
                     caption_html(names[name][i], labels[idx].tolist()))]))
@@ -548,6 +556,7 @@ def live_viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, 
         name = f"unit {i}" if which == "unit" else f"random direction (seed {i})"
         image.value = strip_png(images[idx])
         image.width, image.height = str(k * 30 * display_scale), str(28 * display_scale)
+        image.tooltip = strip_alt(name, labels[idx].tolist())
         caption.value = caption_html(name, labels[idx].tolist())
 
     def on_change(_: Any = None) -> None:
