@@ -253,10 +253,9 @@ def test_static_viewer_nests_stacks_image_target_c(frames):
             assert isinstance(by_c, ipywidgets.Stack) and len(by_c.children) == C
             for k, frame in enumerate(by_c.children):
                 image, panel = frame.children
-                assert isinstance(image, ipywidgets.Image) and "pixelated" in image._dom_classes
-                assert image.value == W.render_png(frames, i, t, k)
+                assert isinstance(image, ipywidgets.HTML) and 'class="pixelated"' in image.value
+                assert image.value == W.frame_html(frames, i, t, k)
                 assert panel.value == W.render_panel_html(frames, i, t, k)
-                assert image.tooltip == W.render_alt(frames, i, t, k)
 
 
 def test_static_viewer_controls_drive_the_stacks_by_jslink_only(frames):
@@ -271,7 +270,7 @@ def test_static_viewer_controls_drive_the_stacks_by_jslink_only(frames):
         ctl.image.index, ctl.target.index, ctl.c.index = i, t, k
         _follow_links(viewer)
         image, panel = _shown(viewer).children
-        assert image.value == W.render_png(frames, i, t, k), (i, t, k)
+        assert image.value == W.frame_html(frames, i, t, k), (i, t, k)
         assert panel.value == W.render_panel_html(frames, i, t, k)
 
 
@@ -283,7 +282,7 @@ def test_static_viewer_default_frame_is_meaningful(frames):
     before = _shown(viewer)
     _follow_links(viewer)  # the state saved in the page agrees with the controls already
     assert _shown(viewer) is before
-    assert before.children[0].value == W.render_png(frames, i, t, k)
+    assert before.children[0].value == W.frame_html(frames, i, t, k)
 
 
 def test_static_viewer_state_stays_small():
@@ -320,14 +319,14 @@ def test_live_viewer_solves_on_demand_and_memoises(frames):
     assert len(attack.calls) == 1 and attack.calls[0][0] == (1, 1, 28, 28)
     image, panel = viewer.frames_area.children
     # the same pixels and panel as the static viewer's frame
-    assert image.value == W.render_png(frames, *start)
+    assert image.value == W.frame_html(frames, *start)
     assert panel.value == W.render_panel_html(frames, *start)
     ctl.c.index = 0
     assert len(attack.calls) == 2 and attack.calls[-1][2] == C_GRID[0]
-    assert image.value == W.render_png(frames, start[0], start[1], 0)
+    assert image.value == W.frame_html(frames, start[0], start[1], 0)
     ctl.target.index = 2
     ctl.image.index = 1
-    assert image.value == W.render_png(frames, 1, 2, 0)
+    assert image.value == W.frame_html(frames, 1, 2, 0)
     assert panel.value == W.render_panel_html(frames, 1, 2, 0)
     n = len(attack.calls)
     ctl.image.index, ctl.target.index, ctl.c.index = start
@@ -409,7 +408,7 @@ def test_transfer_viewer_maps_source_image_target_c_to_its_frame(per_source):
         ctl.source.index, ctl.image.index, ctl.target.index, ctl.c.index = s, i, t, k
         _follow_links(viewer)
         image, panel = _shown(viewer).children
-        assert image.value == W.render_png(per_source[s], i, t, k), (s, i, t, k)
+        assert image.value == W.frame_html(per_source[s], i, t, k), (s, i, t, k)
         assert panel.value == W.render_panel_html(per_source[s], i, t, k)
     # the frames really differ by source: the attacked model heads each panel
     assert "<td>b <span" in W.render_panel_html(per_source[1], 0, 0, 0)
@@ -449,7 +448,7 @@ def test_live_viewer_with_sources_attacks_the_chosen_model(per_source):
     ctl.source.index = 1  # attack "c", which is model 2 of per_source
     ctl.image.index, ctl.target.index, ctl.c.index = 1, 2, 3
     assert attack.attacked[-1] == 2
-    assert image.value == W.render_png(per_source[2], 1, 2, 3)
+    assert image.value == W.frame_html(per_source[2], 1, 2, 3)
     assert panel.value == W.render_panel_html(per_source[2], 1, 2, 3)
     assert (1, 1, 2, 3) in viewer.cache
     with pytest.raises(ValueError, match="sources must be distinct names"):
@@ -515,3 +514,14 @@ def test_render_alt_describes_the_frame(frames):
     assert f"c = {float(frames.c_grid[0]):g}" in alt and frames.source in alt
     with pytest.raises(ValueError):
         W.render_alt(frames, 99, 0, 0)
+
+
+def test_frame_html_is_the_png_with_its_description_as_alt_text(frames):
+    import base64
+    import html as html_mod
+
+    out = W.frame_html(frames, 1, 2, 0)
+    assert base64.b64encode(W.render_png(frames, 1, 2, 0)).decode() in out
+    assert f'alt="{html_mod.escape(W.render_alt(frames, 1, 2, 0), quote=True)}"' in out
+    assert f'width="{W.FRAME_WIDTH}"' in out and 'class="pixelated"' in out
+    assert 'alt="a &quot;quoted&quot; &lt;b&gt;"' in W.img_html(b"x", 'a "quoted" <b>', 1, 1)

@@ -472,7 +472,9 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
     """
     import ipywidgets as widgets
 
-    from .widgets import linked_stacks
+    from ipywidgets.widgets.widget_string import HTMLStyle
+
+    from .widgets import img_html, linked_stacks
 
     acts = _finite_2d("acts", acts)
     dim = acts.shape[1]
@@ -486,6 +488,7 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
              "random direction": [f"random direction {i}" for i in range(n)]}
     kmax = max(ks)
     frames = []
+    style = HTMLStyle()  # one style model for every strip and caption
     for name, v in bases.items():
         order = top_k(acts, v, kmax)  # (n, kmax)
         per_index = []
@@ -493,13 +496,11 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
             per_k = []
             for k in ks:
                 idx = order[i, :k]
-                img = widgets.Image(value=strip_png(images[idx]), format="png",
-                                    width=str(k * 30 * display_scale),
-                                    height=str(28 * display_scale),
-                                    tooltip=strip_alt(names[name][i], labels[idx].tolist()))
-                img.add_class("pixelated")
+                img = widgets.HTML(img_html(
+                    strip_png(images[idx]), strip_alt(names[name][i], labels[idx].tolist()),
+                    k * 30 * display_scale, 28 * display_scale), style=style)
                 per_k.append(widgets.VBox([img, widgets.HTML(
-                    caption_html(names[name][i], labels[idx].tolist()))]))
+                    caption_html(names[name][i], labels[idx].tolist()), style=style)]))
             per_index.append(per_k)
         frames.append(per_index)
     basis = widgets.ToggleButtons(options=[(b, j) for j, b in enumerate(bases)], index=0,
@@ -537,6 +538,8 @@ def live_viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, 
     """
     import ipywidgets as widgets
 
+    from .widgets import img_html
+
     acts = _finite_2d("acts", acts)
     dim = acts.shape[1]
     ks = [int(k) for k in ks]
@@ -546,17 +549,15 @@ def live_viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, 
     index = widgets.IntSlider(value=0, min=0, max=dim - 1, description="unit / seed",
                               continuous_update=False)
     kslider = widgets.SelectionSlider(options=ks, value=ks[0], description="k")
-    image = widgets.Image(format="png")
-    image.add_class("pixelated")
+    image = widgets.HTML()
     caption = widgets.HTML()
 
     def render(which: str, i: int, k: int) -> None:
         v = unit_direction(dim, i) if which == "unit" else random_directions(dim, 1, seed=i)[0]
         idx = top_k(acts, v, k)
         name = f"unit {i}" if which == "unit" else f"random direction (seed {i})"
-        image.value = strip_png(images[idx])
-        image.width, image.height = str(k * 30 * display_scale), str(28 * display_scale)
-        image.tooltip = strip_alt(name, labels[idx].tolist())
+        image.value = img_html(strip_png(images[idx]), strip_alt(name, labels[idx].tolist()),
+                               k * 30 * display_scale, 28 * display_scale)
         caption.value = caption_html(name, labels[idx].tolist())
 
     def on_change(_: Any = None) -> None:

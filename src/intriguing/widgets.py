@@ -23,6 +23,7 @@ each model's prediction and the probability it gives the target (``render_png``,
 
 from __future__ import annotations
 
+import base64
 import html
 import io
 import os
@@ -343,6 +344,17 @@ def panel_html(*, model_names: Sequence[str], probs: np.ndarray, label: int, tar
             f"<th>p(target {target})</th><th></th></tr>{''.join(rows)}</table></div>")
 
 
+def img_html(png: bytes, alt: str, width: int, height: int) -> str:
+    """``<img>`` of a PNG (inline data), shown ``width`` x ``height`` px with square pixels.
+
+    Why not ``ipywidgets.Image``: it cannot carry alt text (and its tooltip breaks the static
+    embed), so a reader with a screen reader would hear nothing about the figure.
+    """
+    data = base64.b64encode(png).decode("ascii")
+    return (f'<img class="pixelated" src="data:image/png;base64,{data}" '
+            f'alt="{html.escape(alt, quote=True)}" width="{int(width)}" height="{int(height)}">')
+
+
 def render_alt(frames: AttackFrames, i: int, t: int, k: int) -> str:
     """One frame's strip in words (the image's tooltip and accessible description)."""
     _check_index(frames, i, t, k)
@@ -413,14 +425,21 @@ class _Shared:
         self.panel_style = HTMLStyle()
 
 
-def _frame(png: bytes, panel: str, shared: _Shared, alt: str = "") -> widgets.Box:
-    """A frame: the strip (shown DISPLAY_SCALE times larger, pixelated) beside its panel;
-    ``alt`` describes the strip (the image's tooltip, read by screen readers)."""
-    width = (3 * SIDE + 2 * GAP) * DISPLAY_SCALE
-    image = widgets.Image(value=png, format="png", width=str(width),
-                          height=str(SIDE * DISPLAY_SCALE), layout=shared.image,
-                          tooltip=alt or None)
-    image.add_class("pixelated")
+FRAME_WIDTH = (3 * SIDE + 2 * GAP) * DISPLAY_SCALE
+FRAME_HEIGHT = SIDE * DISPLAY_SCALE
+
+
+def frame_html(frames: AttackFrames, i: int, t: int, k: int) -> str:
+    """One frame's strip as ``<img>`` with its description as alt text."""
+    return img_html(render_png(frames, i, t, k), render_alt(frames, i, t, k), FRAME_WIDTH,
+                    FRAME_HEIGHT)
+
+
+def _frame(strip: str, panel: str, shared: _Shared) -> widgets.Box:
+    """A frame: the strip (``frame_html``: DISPLAY_SCALE times larger, pixelated) beside its
+    panel."""
+    image = widgets.HTML(value=strip, layout=shared.image, style=shared.panel_style)
+    image.add_class("iv-strip")
     text = widgets.HTML(value=panel, layout=shared.panel, style=shared.panel_style)
     return widgets.Box([image, text], layout=shared.frame)
 
@@ -577,8 +596,7 @@ def static_viewer(frames: AttackFrames | Sequence[AttackFrames]) -> AttackViewer
     controls = _controls(first.labels.tolist(), first.targets.tolist(), first.c_grid.tolist(),
                          start, [f.source for f in sets])
     shared = _Shared()
-    nested = [[[[_frame(render_png(f, i, t, k), render_panel_html(f, i, t, k), shared,
-                        render_alt(f, i, t, k))
+    nested = [[[[_frame(frame_html(f, i, t, k), render_panel_html(f, i, t, k), shared)
                  for k in range(n_c)] for t in range(n_t)] for i in range(n_img)] for f in sets]
     if controls.source is None:
         outer, links = linked_stacks(nested[0], controls.all(), start)
@@ -747,8 +765,7 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
     controls = _controls(y.tolist(), tg.tolist(), c_arr.tolist(), start, srcs)
     shared = _Shared()
     first = solve(*start)
-    area = _frame(render_png(first, 0, 0, 0), render_panel_html(first, 0, 0, 0), shared,
-                  render_alt(first, 0, 0, 0))
+    area = _frame(frame_html(first, 0, 0, 0), render_panel_html(first, 0, 0, 0), shared)
     image, panel = area.children
 
     def update(_change: Any = None) -> None:
@@ -759,8 +776,7 @@ def live_viewer(model_or_models: Any, images: Any, labels: Any, *, c_grid: Seque
         if (s, i, t, k) not in cache:
             panel.value = '<div class="iv-panel"><div class="iv-meta">solving...</div></div>'
         one = solve(i, t, k, s)
-        image.value = render_png(one, 0, 0, 0)
-        image.tooltip = render_alt(one, 0, 0, 0)
+        image.value = frame_html(one, 0, 0, 0)
         panel.value = render_panel_html(one, 0, 0, 0)
 
     for w in controls.all():
