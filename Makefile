@@ -41,8 +41,8 @@ models: data
 # before the chapters, reads results of this run. The chapters then re-run their experiments
 # from the caches. Re-run only when src/ or the scale changes.
 # `run-all` trains the zoo and runs the experiments as a graph of single-threaded processes,
-# JOBS at a time (one per core by default); each task's log is in data/logs/<scale>/.
-JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+# JOBS at a time (one per core, at most 4: each can hold a few GB); logs in data/logs/<scale>/.
+JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
 RESULTS_STAMP := data/results/.made-$(SCALE)
 $(RESULTS_STAMP): $(wildcard src/intriguing/*.py) | data
 	$(PY) -m intriguing run-all --jobs $(JOBS) --scale $(SCALE)

@@ -111,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
         "run-all", help="train every model and run every experiment, one single-threaded "
                         "process per core (logs in data/logs/<scale>/)"))
     sp.add_argument("--jobs", type=int, default=None,
-                    help="processes at a time (default: the number of CPUs)")
+                    help="processes at a time (default: the number of CPUs, at most 4)")
     sp.add_argument("--dry-run", action="store_true", help="print the tasks in order and stop")
     sp.set_defaults(func=_cmd_run_all)
 

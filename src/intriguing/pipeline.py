@@ -28,6 +28,10 @@ from pathlib import Path
 
 from . import config
 
+#: The default number of processes is capped: each task can hold a few GB (the float64
+#: training set of the L-BFGS models alone is 376 MB, an attacked set's tensors more).
+MAX_DEFAULT_JOBS = 4
+
 #: Rough single-thread cost of each task at book scale, in seconds. Only the order of the tasks
 #: depends on them (longest remaining chain first), never a result.
 _TRAIN_COST = {"FC10(1e-4)": 130, "FC10(1e-2)": 50, "FC10(1)": 20, "FC100-100-10": 65,
@@ -177,8 +181,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m intriguing run-all",
                                 description="Train every model and run every experiment, "
                                             "one single-threaded process per core.")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
-                   help="processes at a time (default: the number of CPUs)")
+    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, MAX_DEFAULT_JOBS),
+                   help=f"processes at a time (default: the number of CPUs, at most "
+                        f"{MAX_DEFAULT_JOBS})")
     p.add_argument("--scale", choices=sorted(config.SCALES), default=None,
                    help=f"experiment size (default: ${config.SCALE_ENV} or 'book')")
     p.add_argument("--dry-run", action="store_true", help="print the tasks in order and stop")
