@@ -263,10 +263,10 @@ def lbfgs(model: nn.Module, images: Tensor, targets: Tensor, *, c: float | None 
     ``c_init``; while the solve's minimiser reaches the target, multiply ``c`` by ``c_growth``;
     the first failure brackets the critical ``c``, which is then bisected geometrically. If even
     ``c_init`` fails, ``c`` is divided by ``c_growth`` until a solve succeeds; an image whose
-    ``c`` would drop below ``c_floor`` without a success gets one longer solve from the image at
-    ``c_floor`` (``settings.rescue_max_iter``) and, if that too misses, is a failure. Each solve is warm-started
-    from the closest adversarial example so far (before any success, from the last iterate), and
-    the closest adversarial example seen at any ``c`` is returned.
+    ``c`` would drop below ``c_floor`` without a success gets one fresh solve from the image at
+    ``c_floor`` (``settings.rescue_max_iter``) and, if that too misses, is a failure. Each solve
+    is warm-started from the closest adversarial example so far (before any success, from the
+    last iterate), and the closest adversarial example seen at any ``c`` is returned.
 
     The solver is a batched projected L-BFGS: variables at a bound whose gradient points out of
     the box are held fixed, the L-BFGS two-loop recursion gives the direction on the others, and

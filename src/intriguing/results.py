@@ -92,7 +92,8 @@ def write(
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError("rows must be a list of dicts")
     doc = {"name": name, "scale": scale, "seconds": float(seconds), "commit": git_commit(),
-           "device": device or str(config.resolve_device()), "versions": versions(), "settings": settings or {}, "rows": rows}
+           "device": device or str(config.resolve_device()), "versions": versions(),
+           "settings": settings or {}, "rows": rows}
     target = path(name, scale)
     files.atomic_write_json(target, doc)
     return target

@@ -45,9 +45,11 @@ def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: i
     return wrong / len(x)
 
 
-def _objective(model: DecayedNet, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Mean cross-entropy plus the paper's weight decay."""
-    return F.cross_entropy(model(x), y) + model.weight_decay()
+def _objective(model: DecayedNet, x: torch.Tensor, y: torch.Tensor
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The logits and the loss: mean cross-entropy plus the paper's weight decay."""
+    logits = model(x)
+    return logits, F.cross_entropy(logits, y) + model.weight_decay()
 
 
 def optimizer_step(model: DecayedNet, opt: torch.optim.Optimizer,
@@ -55,8 +57,7 @@ def optimizer_step(model: DecayedNet, opt: torch.optim.Optimizer,
                    yb: torch.Tensor) -> tuple[torch.Tensor, float]:
     """One minibatch step on mean cross-entropy plus the paper's weight decay (and one step of
     the learning-rate schedule); returns the batch's logits and the loss."""
-    logits = model(xb)
-    loss = F.cross_entropy(logits, yb) + model.weight_decay()
+    logits, loss = _objective(model, xb, yb)
     opt.zero_grad(set_to_none=True)
     loss.backward()
     opt.step()
@@ -171,8 +172,7 @@ def fit_lbfgs(
 
     def closure() -> torch.Tensor:
         opt.zero_grad(set_to_none=True)
-        logits = model(x)
-        loss = F.cross_entropy(logits, y) + model.weight_decay()
+        logits, loss = _objective(model, x, y)
         loss.backward()
         if not at_start:
             at_start.update(loss=loss.item(),

@@ -439,7 +439,6 @@ def _frame(strip: str, panel: str, shared: _Shared) -> widgets.Box:
     """A frame: the strip (``frame_html``: DISPLAY_SCALE times larger, pixelated) beside its
     panel."""
     image = widgets.HTML(value=strip, layout=shared.image, style=shared.panel_style)
-    image.add_class("iv-strip")
     text = widgets.HTML(value=panel, layout=shared.panel, style=shared.panel_style)
     return widgets.Box([image, text], layout=shared.frame)
 
