@@ -210,6 +210,50 @@ def test_batch_composition_does_not_change_an_answer(tiny_model):
     torch.testing.assert_close(chunked.adversarial, batch.adversarial[:60], atol=1e-4, rtol=0)
 
 
+def test_workers_solve_chunks_side_by_side_with_the_same_answers(tiny_model):
+    """Chunks run in parallel threads give exactly the one-thread answers, in order, and the
+    caller's torch thread count comes back; with one chunk only one worker runs."""
+    x = sparse_images(90, seed=13)
+    t = other_targets(tiny_model, x, seed=14)
+    s = LBFGSSettings(chunk_size=20)
+    serial = attacks.lbfgs(tiny_model, x, t, settings=s, workers=1)
+    torch.set_num_threads(2)
+    parallel = attacks.lbfgs(tiny_model, x, t, settings=s, workers=3)
+    assert torch.get_num_threads() == 2
+    assert torch.equal(parallel.adversarial, serial.adversarial)
+    assert torch.equal(parallel.c, serial.c) and torch.equal(parallel.evals, serial.evals)
+    assert bool(parallel.success.all())
+    default = attacks.lbfgs(tiny_model, x, t, settings=s)  # workers = torch's 2 threads
+    assert torch.equal(default.adversarial, serial.adversarial)
+    assert attacks._check_workers(None, torch.device("cpu"), 1) == 1
+    assert attacks._check_workers(8, torch.device("cpu"), 3) == 3
+    assert attacks._check_workers(None, torch.device("cuda"), 5) == 1
+
+
+def test_a_failing_worker_raises_and_restores_the_thread_count(tiny_model):
+    class Fails(nn.Module):
+        def forward(self, z):
+            if len(z) > 20:  # the 16-row check at the start passes, a chunk's batch does not
+                raise RuntimeError("model broke")
+            return tiny_model(z)
+
+    x = sparse_images(60, seed=15)
+    t = other_targets(tiny_model, x, seed=16)
+    torch.set_num_threads(2)
+    with pytest.raises(RuntimeError, match="model broke"):
+        attacks.lbfgs(Fails().eval(), x, t, settings=LBFGSSettings(chunk_size=30), workers=2)
+    assert torch.get_num_threads() == 2
+
+
+@pytest.mark.parametrize("workers", [0, -1, 1.5, True, "2"])
+def test_bad_workers_raise_value_error_naming_it(tiny_model, workers):
+    x = sparse_images(2, seed=17)
+    with pytest.raises(ValueError, match="workers"):
+        attacks.lbfgs(tiny_model, x, torch.tensor([1, 2]), workers=workers)
+    with pytest.raises(ValueError, match="workers"):
+        attacks._check_workers(2, torch.device("cuda"), 4)
+
+
 class Cos(nn.Module):
     def forward(self, x):
         return torch.cos(x)
@@ -393,7 +437,7 @@ def test_gaussian_noise():
 
 def test_settings_repr_dict_and_frozen():
     s = LBFGSSettings()
-    assert "memory=3" in repr(s) and "search_steps=8" in repr(s)
+    assert "memory=2" in repr(s) and "search_steps=8" in repr(s)
     assert LBFGSSettings(**s.as_dict()) == s
     with pytest.raises(dataclasses.FrozenInstanceError):
         s.memory = 5

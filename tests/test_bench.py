@@ -23,9 +23,10 @@ def test_attack_benchmark_json(tiny_model, capsys):
                 "reference_success", "evals_per_image", "limit_share", "fwd_bwd_us_per_image"):
         assert isinstance(report[key], float) and math.isfinite(report[key]), key
     assert report["n"] == 6 and report["n_reference"] == 2 and report["torch_threads"] == 1
+    assert report["workers"] == 1 and report["rounds"] == 2
     assert report["ours_success"] == 1.0 and report["reference_success"] == 1.0
     assert report["speedup"] == pytest.approx(report["ours_per_s"] / report["reference_per_s"])
-    assert report["ours_per_s_by_threads"].keys() == {"1"}
+    assert report["ours_per_s_by_layout"].keys() == {"1 thread"}
     ref = report["reference_settings"]
     assert ref["float64"] is True and ref["m"] == bench.REFERENCE_MEMORY
     assert {"maxiter", "pgtol", "factr", "scipy", "blas_threads"} <= ref.keys()
@@ -33,12 +34,25 @@ def test_attack_benchmark_json(tiny_model, capsys):
     assert len(report["machine"]["loadavg_before"]) == 3
 
 
-def test_attack_benchmark_summary_and_both_thread_counts(tiny_model, capsys):
-    report = bench.attack_benchmark(n=4, n_reference=9, model=tiny_model)
+def test_attack_benchmark_summary_and_every_layout(tiny_model, capsys):
+    report = bench.attack_benchmark(n=4, n_reference=9, model=tiny_model, chunk_size=2)
     assert report["n_reference"] == 4  # capped at n
-    assert report["ours_per_s_by_threads"].keys() == {"1", "2"}
-    assert report["torch_threads"] in (1, 2)
-    assert "speedup" in capsys.readouterr().out
+    assert report["ours_per_s_by_layout"].keys() == {"1 thread", "2 threads",
+                                                     "2 workers x 1 thread"}
+    assert report["layout"] in report["ours_per_s_by_layout"]
+    assert (report["torch_threads"], report["workers"]) in ((1, 1), (2, 1), (1, 2))
+    assert report["rounds"] == 3
+    out = capsys.readouterr().out
+    assert "speedup" in out and report["layout"] in out
+
+
+def test_layouts_offer_workers_only_where_there_are_chunks_for_them():
+    cpu = torch.device("cpu")
+    assert bench._layouts(None, cpu, 2000, 1000) == [
+        ("1 thread", 1, 1), ("2 threads", 2, 1), ("2 workers x 1 thread", 1, 2)]
+    assert bench._layouts(None, cpu, 1000, 1000) == [("1 thread", 1, 1), ("2 threads", 2, 1)]
+    assert bench._layouts(4, cpu, 5000, 1000) == [("4 threads", 4, 1),
+                                                  ("4 workers x 1 thread", 1, 4)]
 
 
 @pytest.mark.parametrize("kwargs, match", [
