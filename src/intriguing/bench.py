@@ -13,13 +13,15 @@ targets different from the true labels, the full search over ``c`` for both.
   side, one thread each); every layout's rate is reported and the fastest is kept. The
   reference runs on the first ``n_reference`` of them, with torch and BLAS limited to one thread
   (on 784-vectors more threads only add overhead; threadpoolctl pins BLAS).
-- The reference runs in ``ROUNDS`` blocks, each followed by another run of the engine in the
-  fastest layout, and ``ours_per_s`` is the rate over those runs: both rates come from the same
-  minutes, so a machine whose speed drifts moves both and the ratio stays put.
+- The reference runs in ``ROUNDS`` blocks, each followed by one run of the engine in every
+  layout, and each rate is taken over all its runs: the rates come from the same minutes, so a
+  machine whose speed drifts (other work, a shared host) moves them together and the ratios
+  stay put.
 - The distortion ratio is mean(ours) / mean(reference) over the images both ran.
 - ``limit_share``: the engine's evaluations per image times the cost of one batched
-  forward+backward pass per image (timed at batch 1000, float32, in the same run), divided by
-  the measured time per image: the share of the time spent where it must be.
+  forward+backward pass per image (timed at batch 1000, float32, in the same run, on as many
+  torch threads as the fastest layout used cores), divided by the measured time per image: the
+  share of the time spent where it must be.
 - The machine's load average is recorded before and after, since other work on the machine
   slows every rate.
 """
@@ -114,37 +116,35 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
     layouts = _layouts(threads, dev, n, settings.chunk_size)
     saved_threads = torch.get_num_threads()
     try:
-        by_layout = {}
-        results = {}
-        for name, k, workers in layouts:
+        for _, k, workers in layouts:  # warm-up
             torch.set_num_threads(k)
             attacks.lbfgs(model, x[:min(n, 50)], targets[:min(n, 50)], settings=settings,
                           device=dev, workers=1)
-            res = attacks.lbfgs(model, x, targets, settings=settings, device=dev,
-                                workers=workers)
-            by_layout[name] = n / res.seconds
-            results[name] = res
-        best = max(by_layout, key=by_layout.get)
-        ours = results[best]
-        _, best_threads, best_workers = next(lay for lay in layouts if lay[0] == best)
-        torch.set_num_threads(best_threads)
-        fwd_bwd = _fwd_bwd_seconds_per_image(model, x, targets, device=dev)
-        # The reference in blocks, each followed by another run of ours in the best layout: the
-        # two rates then come from the same minutes, so a machine whose speed drifts (other
-        # work, a shared host) moves both and the ratio stays put.
-        ref_parts, ours_seconds = [], 0.0
+        # The reference in blocks, each followed by a run of ours in every layout: all rates
+        # then come from the same minutes, so a machine whose speed drifts (other work, a
+        # shared host) moves them together and the ratios stay put.
+        ref_parts, seconds, results = [], {name: 0.0 for name, _, _ in layouts}, {}
         for block in torch.arange(n_reference).tensor_split(min(ROUNDS, n_reference)):
             torch.set_num_threads(1)
             ref_parts.append(attacks.lbfgs_reference(model, x[block], targets[block],
                                                      settings=ref_settings))
-            torch.set_num_threads(best_threads)
-            ours_seconds += attacks.lbfgs(model, x, targets, settings=settings, device=dev,
-                                          workers=best_workers).seconds
+            for name, k, workers in layouts:
+                torch.set_num_threads(k)
+                results[name] = attacks.lbfgs(model, x, targets, settings=settings, device=dev,
+                                              workers=workers)
+                seconds[name] += results[name].seconds
+        by_layout = {name: n * len(ref_parts) / sec for name, sec in seconds.items()}
+        best = max(by_layout, key=by_layout.get)
+        ours = results[best]
+        _, best_threads, best_workers = next(lay for lay in layouts if lay[0] == best)
+        # The limit on the cores the fastest layout used (workers x threads of each).
+        torch.set_num_threads(best_threads * best_workers)
+        fwd_bwd = _fwd_bwd_seconds_per_image(model, x, targets, device=dev)
     finally:
         torch.set_num_threads(saved_threads)
     ref = _concatenate(ref_parts)
 
-    ours_per_s = n * len(ref_parts) / ours_seconds
+    ours_per_s = by_layout[best]
     ref_per_s = n_reference / ref.seconds
     both = ours.success[:n_reference] & ref.success
     ours_common = ours.distortion[:n_reference][both].double().mean().item()
@@ -309,8 +309,8 @@ def _summary(r: dict) -> str:
         f"attack benchmark on {r['model']}: full search over c, "
         f"{r['settings']['search_steps']} solves per image",
         f"  ours:      {r['ours_per_s']:8.1f} images/s on {r['n']} images, {r['device']} "
-        f"({r['device_name']}; {r['layout']}, over {r['rounds']} runs between the reference's "
-        f"blocks; first runs by layout: "
+        f"({r['device_name']}; {r['layout']}; {r['rounds']} runs of each layout between the "
+        f"reference's blocks: "
         + ", ".join(f"{k}: {v:.1f}/s" for k, v in r["ours_per_s_by_layout"].items()) + ")",
         f"  reference: {r['reference_per_s']:8.2f} images/s on {r['n_reference']} images "
         f"(scipy {ref['scipy']} L-BFGS-B, float64, m={ref['m']}, maxiter={ref['maxiter']}, "
