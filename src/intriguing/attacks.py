@@ -66,17 +66,16 @@ class LBFGSSettings:
     AE400-10, ConvNet): the number of evaluations hardly changes between 2 and 10 curvature
     pairs (the solves are short and warm-started), so the memory is small: 2 pairs against 3 gave
     the same mean distortion within 0.08% and the same evaluations within 1% on all seven models
-    (1,000 test images each, 300 for ConvNet) and run 5-25% faster, as every iteration reads the
-    pairs twice. A solve from a point
-    that has not reached the target yet (the first solves, and a single solve at a given ``c``)
-    must get there: it stops when a step lowers the objective by at most ``reach_ftol = 3e-5``
-    of its value, or after ``reach_max_iter = 20`` steps. Once an image has an adversarial
-    example, its later solves only move it a little from that warm start, so they stop early:
-    at ``ftol = 1e-3`` or 10 steps. Against stopping every solve at ``3e-5`` and 20 steps
-    (itself within 0.1% of tight solves with 10 pairs, ``ftol = 1e-7`` and 200 steps), that
-    costs 0.2-0.5% in mean distortion and saves 14-54% of the evaluations (measured on 1,000
-    test images of each Table 1 model and 300 for ConvNet; FC200-200-10: 82 -> 54 evaluations
-    per image, +0.3%).
+    (1,000 test images each, 300 for ConvNet) and ran 5-25% faster, as every iteration reads the
+    pairs twice. A solve from a point that has not reached the target yet (the first solves, and
+    a single solve at a given ``c``) must get there: it stops when a step lowers the objective
+    by at most ``reach_ftol = 3e-5`` of its value, or after ``reach_max_iter = 20`` steps. Once
+    an image has an adversarial example, its later solves only move it a little from that warm
+    start, so they stop early: at ``ftol = 1e-3`` or 10 steps. Against stopping every solve at
+    ``3e-5`` and 20 steps (itself within 0.1% of tight solves with 10 pairs, ``ftol = 1e-7`` and
+    200 steps), that costs 0.2-0.5% in mean distortion and saves 14-54% of the evaluations
+    (measured on 1,000 test images of each Table 1 model and 300 for ConvNet; FC200-200-10: 82
+    -> 54 evaluations per image, +0.3%).
     Starting at ``c = 1``, in the middle of the critical values seen (about 0.01 to 200), leaves
     most of the 8 solves for bisection. For a single solve at a given ``c``
     (``lbfgs(..., c=...)``), which starts from the image and so stops at the reach limits,

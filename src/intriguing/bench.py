@@ -116,13 +116,11 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
     layouts = _layouts(threads, dev, n, settings.chunk_size)
     saved_threads = torch.get_num_threads()
     try:
-        for _, k, workers in layouts:  # warm-up
+        for _, k, _ in layouts:  # warm-up
             torch.set_num_threads(k)
             attacks.lbfgs(model, x[:min(n, 50)], targets[:min(n, 50)], settings=settings,
                           device=dev, workers=1)
-        # The reference in blocks, each followed by a run of ours in every layout: all rates
-        # then come from the same minutes, so a machine whose speed drifts (other work, a
-        # shared host) moves them together and the ratios stay put.
+        # The reference's blocks interleaved with runs of every layout (module docstring).
         ref_parts, seconds, results = [], {name: 0.0 for name, _, _ in layouts}, {}
         for block in torch.arange(n_reference).tensor_split(min(ROUNDS, n_reference)):
             torch.set_num_threads(1)
@@ -167,7 +165,7 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
         "evals_per_image": evals,
         "reference_evals_per_image": ref.evals.double().mean().item(),
         "fwd_bwd_us_per_image": fwd_bwd * 1e6,
-        "limit_share": evals * fwd_bwd / (1.0 / ours_per_s),
+        "limit_share": evals * fwd_bwd * ours_per_s,
         "device": str(dev),
         "device_name": _device_name(dev),
         "layout": best,
