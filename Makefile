@@ -41,11 +41,12 @@ models: data
 # before the chapters, reads results of this run. The chapters then re-run their experiments
 # from the caches. Re-run only when src/ or the scale changes.
 # `run-all` trains the zoo and runs the experiments as a graph of single-threaded processes,
-# JOBS at a time (one per core, at most 4: each can hold a few GB); logs in data/logs/<scale>/.
-JOBS ?= $(shell n=$$(nproc 2>/dev/null || echo 2); echo $$(( n < 4 ? n : 4 )))
+# JOBS at a time (default: one per core, at most 4, as each can hold a few GB; see
+# pipeline.default_jobs); logs in data/logs/<scale>/.
+JOBS ?=
 RESULTS_STAMP := data/results/.made-$(SCALE)
 $(RESULTS_STAMP): $(wildcard src/intriguing/*.py) | data
-	$(PY) -m intriguing run-all --jobs $(JOBS) --scale $(SCALE)
+	$(PY) -m intriguing run-all $(if $(JOBS),--jobs $(JOBS)) --scale $(SCALE)
 	@touch $@
 
 results: $(RESULTS_STAMP)

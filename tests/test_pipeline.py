@@ -81,3 +81,11 @@ def test_dry_run_prints_the_plan(capsys):
     assert pipeline.main(["--dry-run", "--scale", "smoke"]) == 0
     out = capsys.readouterr().out
     assert "reproduce:table5" in out and "needs reproduce:table1" in out
+
+
+def test_default_jobs_is_one_per_usable_cpu_up_to_the_cap(monkeypatch):
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert pipeline.default_jobs() == 2
+    monkeypatch.setattr(pipeline.os, "sched_getaffinity", lambda pid: set(range(64)),
+                        raising=False)
+    assert pipeline.default_jobs() == pipeline.MAX_DEFAULT_JOBS

@@ -164,6 +164,16 @@ def run(graph: dict[str, Task], *, jobs: int, log_dir: Path,
     return done
 
 
+def default_jobs() -> int:
+    """One process per CPU this process may run on (its affinity, like ``nproc``), at most
+    ``MAX_DEFAULT_JOBS``."""
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_DEFAULT_JOBS))
+
+
 def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9.-]+", "_", name).strip("_")
 
@@ -181,7 +191,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m intriguing run-all",
                                 description="Train every model and run every experiment, "
                                             "one single-threaded process per core.")
-    p.add_argument("--jobs", type=int, default=min(os.cpu_count() or 1, MAX_DEFAULT_JOBS),
+    p.add_argument("--jobs", type=int, default=default_jobs(),
                    help=f"processes at a time (default: the number of CPUs, at most "
                         f"{MAX_DEFAULT_JOBS})")
     p.add_argument("--scale", choices=sorted(config.SCALES), default=None,
