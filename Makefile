@@ -45,7 +45,7 @@ models: data
 # pipeline.default_jobs); logs in data/logs/<scale>/.
 JOBS ?=
 RESULTS_STAMP := data/results/.made-$(SCALE)
-$(RESULTS_STAMP): $(wildcard src/intriguing/*.py) | data
+$(RESULTS_STAMP): $(shell find src/intriguing -name "*.py") | data
 	$(PY) -m intriguing run-all $(if $(JOBS),--jobs $(JOBS)) --scale $(SCALE)
 	@touch $@
 
@@ -62,8 +62,8 @@ FORCE:
 
 # Widget manager, require.js and MathJax, fetched from pinned npm tarballs (no CDN in the book).
 WEB := book/_web/.manifest.json
-$(WEB): src/intriguing/webassets.py $(INSTALLED)
-	$(PY) -m intriguing.webassets --dest book/_web
+$(WEB): src/intriguing/plumbing/webassets.py $(INSTALLED)
+	$(PY) -m intriguing.plumbing.webassets --dest book/_web
 	@touch $@
 
 # The notebooks are executed into the execution cache first, one single-threaded kernel per core

@@ -4,7 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing import config, data, zoo
+from intriguing import data, zoo
+from intriguing.plumbing import config
 
 #: A scale for unit tests: the synthetic set below, a sliver of each model's epochs.
 TINY = config.Scale("tiny", train_limit=None, test_limit=None, epoch_factor=0.02,

@@ -3,7 +3,9 @@
 import pytest
 import torch
 
-from intriguing import advsets, attacks, config
+from intriguing import attacks
+from intriguing.engine import advsets
+from intriguing.plumbing import config
 
 
 def test_random_targets_never_the_label_and_seeded():

@@ -5,7 +5,10 @@ import json
 import pytest
 import torch
 
-from intriguing import advtrain, attacks, config, reproduce, results, zoo
+from intriguing import attacks, zoo
+from intriguing.engine import advtrain
+from intriguing.experiments import REGISTRY, adversarial_training
+from intriguing.plumbing import config, results
 
 #: 300 synthetic images, 3 steps per epoch, FC100-100-10's 40 epochs * 0.1 = 4 epochs.
 SCALE = config.Scale("tiny", train_limit=None, test_limit=None, epoch_factor=0.1,
@@ -185,7 +188,7 @@ def test_experiment_writes_the_json_with_the_papers_cells(synthetic_mnist, monke
     monkeypatch.setitem(advtrain.__dict__, "SMOKE", SETTINGS)  # the tiny scale uses SMOKE
     monkeypatch.setitem(config.SCALES, SCALE.name, SCALE)     # results files at the tiny scale
     advtrain._MEMO.clear()
-    doc = reproduce.advtrain(SCALE, progress=False)
+    doc = adversarial_training.advtrain(SCALE, progress=False)
     assert results.path("advtrain", SCALE).exists() and doc["scale"] == "tiny"
     rows = {r["model"]: r for r in doc["rows"]}
     assert list(rows) == ["weight decay", "adversarial training", "dropout"]
@@ -199,7 +202,7 @@ def test_experiment_writes_the_json_with_the_papers_cells(synthetic_mnist, monke
         assert 0 <= r["test_error"]["ours"] <= 1 and 0 <= r["success"]["ours"] <= 1
         assert r["distortion"]["ours"] is None or r["distortion"]["ours"] >= 0
     # The baseline's distortion is the mean over the successful examples of its cached set.
-    from intriguing import advsets
+    from intriguing.engine import advsets
     base_set = advsets.load("FC100-100-10", split="test", limit=SCALE.attack_limit, scale=SCALE,
                             settings=FAST)
     ok = base_set["success"]
@@ -213,7 +216,8 @@ def test_experiment_writes_the_json_with_the_papers_cells(synthetic_mnist, monke
     assert len(s["curves"]["adversarial training"]["test_error"]) == 4
     # The baseline is the zoo's model: its test error is the zoo model's.
     base = zoo.load("FC100-100-10", scale=SCALE)
-    from intriguing import data, train
+    from intriguing import data
+    from intriguing.engine import train
     xt, yt = data.load_mnist("test")
     assert rows["weight decay"]["test_error"]["ours"] == train.error_rate(base, xt, yt)
     cost = s["cost_seconds"]
@@ -221,11 +225,11 @@ def test_experiment_writes_the_json_with_the_papers_cells(synthetic_mnist, monke
     assert cost["total"] >= cost["adversarial_training"] >= cost["adversarial_training_attacks"]
     p = s["paired"]
     assert 0 <= p["p_value"] <= 1
-    assert "advtrain" in reproduce.EXPERIMENTS
+    assert REGISTRY["advtrain"].run is adversarial_training.advtrain
     # The chapter's figure draws both test-error curves from the file.
     import matplotlib.pyplot as plt
 
-    from intriguing import plots
+    from intriguing.display import plots
     fig = plots.advtrain_curves(doc)
     lines = fig.axes[0].get_lines()
     assert len(fig.axes) == 3 and len(lines) == 2

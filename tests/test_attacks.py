@@ -17,7 +17,7 @@ from scipy.optimize import minimize
 from torch import nn
 
 from intriguing import attacks
-from intriguing.attacks import LBFGSSettings
+from intriguing.engine.attacks import LBFGSSettings
 
 TIGHT = LBFGSSettings(memory=10, max_iter=500, reach_max_iter=500, ftol=1e-9, reach_ftol=1e-9,
                       pgtol=1e-6)

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from intriguing import bench
+from intriguing.plumbing import bench
 
 
 @pytest.fixture(autouse=True)

@@ -28,7 +28,7 @@ import numpy as np
 import pytest
 import yaml
 
-from intriguing import config, webassets
+from intriguing.plumbing import config, webassets
 
 REPO = config.repo_root()
 TEST_BOOK = Path(__file__).parent / "browserbook"

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from intriguing import cli
+from intriguing.plumbing import cli
 
 
 def test_module_help_lists_commands():

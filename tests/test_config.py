@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from intriguing import config
+from intriguing.engine import data
+from intriguing.plumbing import config
 
 
 def test_scale_from_argument_env_and_default(monkeypatch):
@@ -26,10 +27,33 @@ def test_bad_scale_names_the_source(monkeypatch):
         config.get_scale()
 
 
-def test_book_scale_is_full_size():
-    book = config.SCALES["book"]
-    assert book.train_limit is None and book.test_limit is None and book.attack_limit is None
-    assert config.SCALES["paper"].attack_split == "train"
+def _images(limit, split):
+    """How many images of ``split`` a scale's limit keeps (None: all of them)."""
+    return data.SPLIT_SIZES[split] if limit is None else min(limit, data.SPLIT_SIZES[split])
+
+
+def test_every_scale_resolves_and_smoke_is_a_smaller_book():
+    for name, sc in config.SCALES.items():
+        assert config.get_scale(name) is sc and sc.name == name
+        assert sc.attack_split in data.SPLITS and sc.epoch_factor > 0
+    smoke, book = config.SCALES["smoke"], config.SCALES["book"]
+    # book is full size: all training and test images, every epoch, the whole test set attacked
+    assert _images(book.train_limit, "train") == data.SPLIT_SIZES["train"]
+    assert _images(book.test_limit, "test") == data.SPLIT_SIZES["test"]
+    assert book.epoch_factor == 1 and book.attack_split == "test"
+    assert _images(book.attack_limit, "test") == data.SPLIT_SIZES["test"]
+    # smoke runs the same experiments on fewer images for fewer epochs
+    assert _images(smoke.train_limit, "train") < _images(book.train_limit, "train")
+    assert _images(smoke.test_limit, "test") < _images(book.test_limit, "test")
+    assert smoke.epoch_factor < book.epoch_factor
+    assert _images(smoke.attack_limit, smoke.attack_split) < _images(book.attack_limit, "test")
+
+
+def test_paper_scale_attacks_the_whole_training_set_and_differs_from_book_only_there():
+    paper, book = config.SCALES["paper"], config.SCALES["book"]
+    assert _images(paper.attack_limit, paper.attack_split) == data.SPLIT_SIZES["train"]
+    assert paper.attack_split == "train"  # section 4.3 attacks the training set
+    assert {**paper.as_dict(), "name": "book", "attack_split": "test"} == book.as_dict()
 
 
 def test_data_dir_env(monkeypatch, tmp_path):

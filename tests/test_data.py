@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 import torch
 
-from intriguing import config, data, files
+from intriguing import data
+from intriguing.plumbing import config, files
 
 # The real data folder, captured before any test redirects $INTRIGUING_DATA_DIR.
 REAL_RAW_DIR = config.mnist_dir() / "MNIST" / "raw"

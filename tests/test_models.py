@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from intriguing import models
+from intriguing.engine import models
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from intriguing import config, widgets
+from intriguing.display import widgets
+from intriguing.plumbing import config
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from intriguing import files, results
+from intriguing.plumbing import files, results
 
 
 @pytest.fixture(autouse=True)

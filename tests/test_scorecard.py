@@ -2,8 +2,10 @@
 
 import pytest
 
-from intriguing import files, paper, results, scorecard
-from intriguing.units import DIFFERENCE
+from intriguing.display import scorecard
+from intriguing.engine.units import DIFFERENCE
+from intriguing.experiments import REGISTRY, paper
+from intriguing.plumbing import files, results
 
 #: Every figure of the paper's Tables 1-5 and claims: 6x3 + (8x6 + 8) + 3x4 + 8x3 + 8 + claims,
 #: plus the Property 1 claim, which has no number.
@@ -125,7 +127,7 @@ def test_no_results_yet_means_not_available_yet_everywhere():
     assert by_verdict == {scorecard.NOT_YET: N_FIGURES - 1, scorecard.UNAVAILABLE: 1}
     t5 = _entry(entries, "Table 5", "Conv. 1", "upper bound")
     assert "table5.json does not exist at book scale yet" in t5.reason
-    assert "spectral analysis chapter writes it" in t5.reason
+    assert "reproduce table5` writes it for chapters/spectral_analysis" in t5.reason
     assert [e.table for e in entries] == sorted((e.table for e in entries),
                                                 key=scorecard.SECTIONS.index)
 
@@ -256,7 +258,7 @@ def test_html_lists_every_entry_and_escapes():
 def test_inventory_lists_present_and_missing_files():
     _write("noise", [{"model": "m", "accuracy": results.cell(0.5)}])
     inv = {f["name"]: f for f in scorecard.inventory("book")}
-    assert set(inv) == set(scorecard.RESULTS_FILES)
+    assert set(inv) == set(REGISTRY)
     assert inv["noise"]["present"] and inv["noise"]["seconds"] == 12.5
     assert not inv["table5"]["present"]
     page = scorecard.inventory_html("book")

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing import models, spectral
+from intriguing.engine import models, spectral
 
 
 def _seeded(module: nn.Module, seed: int = 0) -> nn.Module:
@@ -465,14 +465,16 @@ def test_random_alexnet_bounds_hold_for_every_layer(monkeypatch, tmp_path):
 
 
 def test_table5_writes_every_model_and_its_measurements(synthetic_mnist, monkeypatch, tiny):
-    from intriguing import config, reproduce, results, zoo
+    from intriguing import zoo
+    from intriguing.experiments import REGISTRY, spectral_analysis
+    from intriguing.plumbing import config, results
 
     monkeypatch.setitem(config.SCALES, tiny.name, tiny)
     monkeypatch.setattr(spectral, "alexnet_weights_path", lambda: None)
     monkeypatch.setattr(spectral, "alexnet_bounds",  # AlexNet itself: the slow test above
                         lambda pretrained, **kw: spectral.network_bounds(_small_cnn(), (2, 8, 8)))
-    doc = reproduce.table5(tiny, convnet_n=6, progress=False)
-    assert reproduce.EXPERIMENTS["table5"] is reproduce.table5
+    doc = spectral_analysis.table5(tiny, convnet_n=6, progress=False)
+    assert REGISTRY["table5"].run is spectral_analysis.table5
     assert doc == results.read("table5", tiny)
     names = [*zoo.TABLE1, *zoo.TABLE3, "ConvNet"]
     for name in names:

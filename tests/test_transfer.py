@@ -4,7 +4,10 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing import attacks, config, reproduce, results, transfer, zoo
+from intriguing import attacks, zoo
+from intriguing.engine import transfer
+from intriguing.experiments import REGISTRY, transferability
+from intriguing.plumbing import config, results
 
 
 class Constant(nn.Module):
@@ -121,15 +124,15 @@ def test_table4_attacks_each_source_once(synthetic_mnist, monkeypatch, tiny):
         return real(*args, **kwargs)
 
     monkeypatch.setattr(attacks, "lbfgs", counted)
-    first = reproduce.table4(tiny, progress=False)
+    first = transferability.table4(tiny, progress=False)
     assert len(calls) == 3                  # one attack per Table 3 model
 
     def no_attack(*args, **kwargs):
         raise AssertionError("the cached adversarial set should have been reused")
 
     monkeypatch.setattr(attacks, "lbfgs", no_attack)
-    again = reproduce.table4(tiny, progress=False)
-    table3 = reproduce.table3(tiny, progress=False)
+    again = transferability.table4(tiny, progress=False)
+    table3 = transferability.table3(tiny, progress=False)
     assert [r["error"]["ours"] for r in again["rows"] if "error" in r] == \
         [r["error"]["ours"] for r in first["rows"] if "error" in r]
     assert again["seconds"] >= sum(again["settings"]["attack_seconds"].values())
@@ -257,7 +260,7 @@ def test_transfer_curves_experiment_on_tiny_models(synthetic_mnist, monkeypatch,
     grid = (0.01, 1.0)
     kwargs = dict(sources=["FC10(1e-2)"], targets=["FC10(1e-2)", "FC10(1)"], c_grid=grid,
                   progress=False)
-    doc = reproduce.transfer_curves(tiny, **kwargs)
+    doc = transferability.transfer_curves(tiny, **kwargs)
     assert calls == list(grid)                         # one fixed-c solve per c, no search
     assert doc["settings"]["n"] == tiny.attack_limit and doc["settings"]["c_grid"] == list(grid)
     cells = [r for r in doc["rows"] if "c_value" in r]
@@ -277,7 +280,7 @@ def test_transfer_curves_experiment_on_tiny_models(synthetic_mnist, monkeypatch,
         raise AssertionError("the cached fixed-c sets should have been reused")
 
     monkeypatch.setattr(attacks, "lbfgs", no_attack)
-    again = reproduce.transfer_curves(tiny, **kwargs)
+    again = transferability.transfer_curves(tiny, **kwargs)
     assert [r["error"] for r in again["rows"]] == [r["error"] for r in doc["rows"]]
 
 
@@ -297,13 +300,13 @@ def test_transfer_curves_rejects_bad_arguments_before_any_work(monkeypatch, kwar
 
     monkeypatch.setattr(zoo, "load", boom)
     with pytest.raises(ValueError, match=match):
-        reproduce.transfer_curves("smoke", progress=False, **kwargs)
+        transferability.transfer_curves("smoke", progress=False, **kwargs)
 
 
 def test_transfer_curves_is_a_registered_experiment():
-    assert reproduce.EXPERIMENTS["transfer_curves"] is reproduce.transfer_curves
-    assert len(reproduce.TRANSFER_C_GRID) >= 6
-    transfer.check_c_grid(reproduce.TRANSFER_C_GRID)
+    assert REGISTRY["transfer_curves"].run is transferability.transfer_curves
+    assert len(transferability.TRANSFER_C_GRID) >= 6
+    transfer.check_c_grid(transferability.TRANSFER_C_GRID)
 
 
 def _curve_rows(source, target, d, err, noise):
@@ -347,7 +350,7 @@ def test_curve_summary_reads_the_curves_at_a_common_distortion():
     # the figure: one panel per pair; the A -> B panel holds its curve, floor and Table 2 point
     import matplotlib
     matplotlib.use("Agg")
-    from intriguing import plots
+    from intriguing.display import plots
 
     fig = plots.transfer_curves(doc, table2=table2)
     assert len(fig.axes) == 4

@@ -2,11 +2,12 @@
 
 import base64
 import html
+
 import numpy as np
 import pytest
 import torch
 
-from intriguing import models, units
+from intriguing.engine import models, units
 
 
 @pytest.fixture

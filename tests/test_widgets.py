@@ -13,7 +13,7 @@ import torch
 from ipywidgets.widgets.widget_link import Link
 from PIL import Image
 
-from intriguing import widgets as W
+from intriguing.display import widgets as W
 
 N_IMG, T, C, M = 2, 3, 4, 2
 C_GRID = [0.01, 0.1, 1.0, 10.0]

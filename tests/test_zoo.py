@@ -1,11 +1,14 @@
 """The model cache: miss trains, hit loads, corrupted or stale files retrain with a warning."""
 
+import re
 import warnings
 
 import pytest
 import torch
+from torch import nn
 
-from intriguing import config, zoo
+from intriguing import zoo
+from intriguing.plumbing import config
 
 
 @pytest.fixture(autouse=True)
@@ -78,11 +81,26 @@ def test_cache_key_changes_with_spec_and_scale(tiny):
     assert zoo.cache_path("FC10(1)", paper) == zoo.cache_path("FC10(1)", book)
 
 
-def test_every_paper_model_is_in_the_zoo():
+def test_every_paper_model_is_in_the_zoo_and_built_as_its_name_says():
     assert set(zoo.TABLE1) | set(zoo.TABLE3) | {"ConvNet"} == set(zoo.ALL)
-    assert zoo.spec("FC100-100-10'@P2").split == "P2"
-    assert zoo.spec("FC123-456-10@P1").hidden == (123, 456)
-    assert zoo.spec("FC200-200-10").lambdas == (1e-5, 1e-5, 1e-6)
+    for name in zoo.ALL:
+        s = zoo.spec(name)
+        net = zoo.build(s)
+        widths = [m.out_features for m in net.modules() if isinstance(m, nn.Linear)]
+        decay = [lam for _, lam in net.decay]
+        # Table 3's suffix names the training split: "@P1", "'@P2"; Table 1 trains on all of it
+        assert s.split == (name.rsplit("@", 1)[1] if "@" in name else "train"), name
+        # FCa-b-10: linear layers of a, b and 10 units; FC10(lambda): weight decay lambda
+        fc = re.fullmatch(r"FC([\d-]+)(?:\((.+)\))?'?(?:@P\d)?", name)
+        if fc:
+            assert widths == [int(w) for w in fc[1].split("-")], name
+            if fc[2]:
+                assert decay == [float(fc[2])], name
+        # the description's weight decay (Table 1's column) is the one the model trains with
+        if "lambda=" in s.description:
+            assert decay == [float(v) for v in s.description.split("lambda=")[1].split(",")]
+    assert [m.out_features for m in zoo.build(zoo.spec("AE400-10")).modules()
+            if isinstance(m, nn.Linear)] == [400, 10]
 
 
 def test_unknown_name_lists_the_zoo():

@@ -1,5 +1,5 @@
-"""``python -m intriguing``: see ``intriguing.cli``."""
+"""``python -m intriguing``: see ``intriguing.plumbing.cli``."""
 
-from .cli import main
+from .plumbing.cli import main
 
 raise SystemExit(main())

@@ -15,7 +15,6 @@ References: Szegedy et al. 2014, arXiv:1312.6199, Tables 1 and 3.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import re
 import time
@@ -26,7 +25,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from . import config, data, files, models, train
+from ..plumbing import cache, checks, config
+from . import data, models, train
 
 CACHE_VERSION = 1
 
@@ -50,6 +50,8 @@ class ModelSpec:
             ("weight_decay", ...))`` for :func:`intriguing.train.pretrain_autoencoder`; empty
             means that function's defaults.
         description: the paper's description, for tables.
+        train_cost: rough single-thread training seconds at book scale; orders ``make book``'s
+            task graph (``plumbing.pipeline``), nothing else, and is not part of the cache key.
     """
 
     name: str
@@ -65,6 +67,7 @@ class ModelSpec:
     pretrain_epochs: int = 0
     sparse_ae: tuple[tuple[str, float], ...] = ()
     description: str = field(default="", compare=False)
+    train_cost: float = field(default=60.0, compare=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -85,26 +88,31 @@ SPECS: dict[str, ModelSpec] = {
     s.name: s
     for s in [
         ModelSpec("FC10(1e-4)", "softmax", (), (1e-4,), "train", "lbfgs", 500, seed=1,
-                  description="softmax on pixels, lambda=1e-4"),
+                  description="softmax on pixels, lambda=1e-4",
+                  train_cost=130),
         ModelSpec("FC10(1e-2)", "softmax", (), (1e-2,), "train", "lbfgs", 500, seed=2,
-                  description="softmax on pixels, lambda=1e-2"),
+                  description="softmax on pixels, lambda=1e-2", train_cost=50),
         ModelSpec("FC10(1)", "softmax", (), (1.0,), "train", "lbfgs", 500, seed=3,
-                  description="softmax on pixels, lambda=1"),
+                  description="softmax on pixels, lambda=1", train_cost=20),
         ModelSpec("FC100-100-10", "mlp", (100, 100), _MLP_DECAY, "train", "adam", 40, seed=4,
-                  lr=_MLP_LR, description="sigmoid network, lambda=1e-5, 1e-5, 1e-6"),
+                  lr=_MLP_LR, description="sigmoid network, lambda=1e-5, 1e-5, 1e-6",
+                  train_cost=65),
         ModelSpec("FC200-200-10", "mlp", (200, 200), _MLP_DECAY, "train", "adam", 40, seed=5,
-                  lr=_MLP_LR, description="sigmoid network, lambda=1e-5, 1e-5, 1e-6"),
+                  lr=_MLP_LR, description="sigmoid network, lambda=1e-5, 1e-5, 1e-6",
+                  train_cost=100),
         ModelSpec("AE400-10", "autoencoder", (400,), (1e-6,), "train", "lbfgs", 500, seed=6,
                   pretrain_epochs=20, sparse_ae=_AE_PRETRAIN,
-                  description="autoencoder with softmax, lambda=1e-6"),
+                  description="autoencoder with softmax, lambda=1e-6",
+                  train_cost=200),
         ModelSpec("FC100-100-10@P1", "mlp", (100, 100), _MLP_DECAY, "P1", "adam", 60, seed=7,
-                  lr=_MLP_LR, description="FC100-100-10 trained on P1"),
+                  lr=_MLP_LR, description="FC100-100-10 trained on P1", train_cost=50),
         ModelSpec("FC123-456-10@P1", "mlp", (123, 456), _MLP_DECAY, "P1", "adam", 60, seed=8,
-                  lr=_MLP_LR, description="FC123-456-10 trained on P1"),
+                  lr=_MLP_LR, description="FC123-456-10 trained on P1", train_cost=70),
         ModelSpec("FC100-100-10'@P2", "mlp", (100, 100), _MLP_DECAY, "P2", "adam", 60, seed=9,
-                  lr=_MLP_LR, description="FC100-100-10' trained on P2"),
+                  lr=_MLP_LR, description="FC100-100-10' trained on P2", train_cost=50),
         ModelSpec("ConvNet", "conv", (), (1e-5, 1e-5, 1e-5, 1e-6), "train", "adam", 5, seed=10,
-                  description="convolutional net for Property 1 (ours; the paper gives none)"),
+                  description="convolutional net for Property 1 (ours; the paper gives none)",
+                  train_cost=165),
     ]
 }
 
@@ -115,9 +123,7 @@ ALL = list(SPECS)
 
 def spec(name: str) -> ModelSpec:
     """The spec of a named model; ValueError listing the names for an unknown one."""
-    if name not in SPECS:
-        raise ValueError(f"name must be one of {ALL}, got {name!r}")
-    return SPECS[name]
+    return SPECS[checks.one_of("name", name, ALL)]
 
 
 def build(s: ModelSpec) -> models.DecayedNet:
@@ -150,10 +156,10 @@ def cache_key(s: ModelSpec, scale: config.Scale) -> str:
     scale = config.training_scale(scale)
     payload = {"spec": s.as_dict(), "scale": scale.as_dict(), "version": CACHE_VERSION}
     payload["spec"].pop("description")
+    payload["spec"].pop("train_cost")
     if not payload["spec"]["sparse_ae"]:
         payload["spec"].pop("sparse_ae")  # keys of the models without it stay as they were
-    text = json.dumps(payload, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:12]
+    return cache.key(payload)
 
 
 def cache_path(name: str, scale: str | config.Scale | None = None) -> Path:
@@ -201,21 +207,6 @@ def _train(
 _MEMO: dict[tuple[str, str], dict] = {}
 
 
-def _read_cache(path: Path, key: str) -> dict | None:
-    """The cached entry, or None (with a warning) when it is missing, unreadable or stale."""
-    if not path.exists():
-        return None
-    try:
-        entry = torch.load(path, map_location="cpu", weights_only=True)
-        found = entry.get("key") if isinstance(entry, dict) else None
-        if found != key:
-            raise ValueError(f"cache key {found!r} != {key!r}")
-        return entry
-    except Exception as exc:  # any failure to read means: retrain
-        warnings.warn(f"model cache {path} is corrupted or stale ({exc}); retraining", stacklevel=3)
-        return None
-
-
 def load(
     name: str,
     *,
@@ -241,11 +232,10 @@ def load(
     dev = config.resolve_device(device)
     key = cache_key(s, sc)
     path = cache_path(name, sc)
-    entry = None if retrain else _MEMO.get((name, key)) or _read_cache(path, key)
-    if entry is None:
+
+    def make() -> dict:
         model, history = _train(s, sc, dev, progress)
-        entry = {
-            "key": key,
+        return {
             "name": name,
             "spec": json.dumps(s.as_dict()),
             "scale": sc.name,
@@ -253,7 +243,11 @@ def load(
             "history": history,
             "torch": str(torch.__version__),
         }
-        files.atomic_torch_save(path, entry)
+
+    entry = None if retrain else _MEMO.get((name, key))
+    if entry is None:
+        entry = cache.read_or_make(path, key, make, what="model cache", redo="retraining",
+                                   fresh=retrain)
     _MEMO[(name, key)] = entry
     model = build(s)
     try:
@@ -277,4 +271,5 @@ def history(name: str, *, scale: str | config.Scale | None = None) -> dict:
 def is_cached(name: str, *, scale: str | config.Scale | None = None) -> bool:
     """Whether a readable cache file for ``name`` at ``scale`` exists."""
     s, sc = spec(name), config.get_scale(scale)
-    return _read_cache(cache_path(name, sc), cache_key(s, sc)) is not None
+    return cache.read(cache_path(name, sc), cache_key(s, sc), what="model cache",
+                      redo="retraining") is not None

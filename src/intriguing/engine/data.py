@@ -37,7 +37,7 @@ from typing import IO, Any
 import numpy as np
 import torch
 
-from intriguing import config, files
+from ..plumbing import checks, config, files
 
 # --- pinned data --------------------------------------------------------------------------------
 
@@ -503,8 +503,7 @@ def _permutation() -> torch.Tensor:
 
 
 def _check_split(split: str) -> None:
-    if split not in SPLITS:
-        raise ValueError(f"split must be one of {list(SPLITS)}, got {split!r}")
+    checks.one_of("split", split, SPLITS)
 
 
 def split_indices(split: str) -> torch.Tensor:
@@ -578,8 +577,7 @@ def load_mnist(split: str, limit: int | None = None) -> tuple[torch.Tensor, torc
     """
     _check_split(split)
     if limit is not None:
-        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-            raise ValueError(f"limit must be a positive int or None, got {limit!r}")
+        checks.positive_int("limit", limit, allow_none=True)
         if limit > SPLIT_SIZES[split]:
             raise ValueError(f"limit must be at most {SPLIT_SIZES[split]} for split "
                              f"{split!r}, got {limit}")

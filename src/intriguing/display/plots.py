@@ -329,7 +329,8 @@ def transfer_curves(doc: dict, *, table2: dict | None = None, sources: Sequence[
     distortion (black cross) and, given ``table2`` (``table2.json``), ours at our minimum
     distortion (open orange circle). Diagonal panels (the attacked model itself) are shaded.
     """
-    from . import paper, transfer
+    from ..engine import transfer
+    from ..experiments import paper
 
     sources = list(sources or doc["settings"]["sources"])
     targets = list(targets or doc["settings"]["targets"])

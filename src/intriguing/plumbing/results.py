@@ -10,25 +10,22 @@ References: Szegedy et al. 2014, arXiv:1312.6199 (the "paper" figures, via ``int
 from __future__ import annotations
 
 import json
-import math
 import platform
 import re
 import subprocess
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import config, files
+from . import checks, config, files
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
 
 
 def cell(ours: float | None, paper: float | None = None) -> dict[str, float | None]:
     """One measured figure beside the paper's: ``{"ours": ours, "paper": paper}``."""
-    for label, v in (("ours", ours), ("paper", paper)):
-        if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v)):
-            raise ValueError(f"{label} must be a finite number or None, got {v!r}")
-    return {"ours": None if ours is None else float(ours),
-            "paper": None if paper is None else float(paper)}
+    return {"ours": checks.finite_float("ours", ours, allow_none=True),
+            "paper": checks.finite_float("paper", paper, allow_none=True)}
 
 
 def versions() -> dict[str, str]:
@@ -76,6 +73,7 @@ def write(
     seconds: float,
     settings: dict[str, Any] | None = None,
     device: str | None = None,
+    summarize: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
 ) -> Path:
     """Write a results file atomically and return its path.
 
@@ -88,12 +86,16 @@ def write(
         settings: the experiment's settings, recorded verbatim.
         device: where it ran (default: ``config.resolve_device()``, the device the experiments
             use when given none: ``$INTRIGUING_DEVICE`` or the CPU).
+        summarize: the experiment's ``summarize(doc)``, whose ``summaries`` and ``claims`` (what
+            the chapter states) are stored beside the rows.
     """
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise ValueError("rows must be a list of dicts")
     doc = {"name": name, "scale": scale, "seconds": float(seconds), "commit": git_commit(),
            "device": device or str(config.resolve_device()), "versions": versions(),
            "settings": settings or {}, "rows": rows}
+    if summarize is not None:
+        doc.update(summarize(doc))
     target = path(name, scale)
     files.atomic_write_json(target, doc)
     return target

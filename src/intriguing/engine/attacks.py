@@ -42,6 +42,9 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..plumbing import checks
+from .numerics import flush_subnormals
+
 __all__ = [
     "AttackResult",
     "LBFGSSettings",
@@ -50,10 +53,6 @@ __all__ = [
     "lbfgs",
     "lbfgs_reference",
 ]
-
-
-def _is_real(value: object) -> bool:
-    return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
 
 
 @dataclass(frozen=True)
@@ -141,22 +140,15 @@ class LBFGSSettings:
     def __post_init__(self) -> None:
         for name in ("memory", "max_iter", "reach_max_iter", "max_linesearch", "search_steps",
                      "chunk_size"):
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"settings.{name} must be a positive int, got {value!r}")
-        value = self.rescue_max_iter
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ValueError(f"settings.rescue_max_iter must be an int >= 0, got {value!r}")
+            checks.positive_int(f"settings.{name}", getattr(self, name))
+        checks.non_negative_int("settings.rescue_max_iter", self.rescue_max_iter)
         for name in ("pgtol", "ftol", "reach_ftol", "factr", "c_floor"):
-            value = getattr(self, name)
-            if not _is_real(value) or not math.isfinite(value) or value < 0:
-                raise ValueError(f"settings.{name} must be a finite number >= 0, got {value!r}")
-        if not _is_real(self.armijo) or not 0 < self.armijo < 1:
+            checks.non_negative_float(f"settings.{name}", getattr(self, name))
+        if not checks.is_real(self.armijo) or not 0 < self.armijo < 1:
             raise ValueError(f"settings.armijo must be in (0, 1), got {self.armijo!r}")
-        if not _is_real(self.c_init) or not math.isfinite(self.c_init) or self.c_init <= 0:
-            raise ValueError(f"settings.c_init must be a positive finite number, "
-                             f"got {self.c_init!r}")
-        if not _is_real(self.c_growth) or not math.isfinite(self.c_growth) or self.c_growth <= 1:
+        checks.positive_float("settings.c_init", self.c_init)
+        if not checks.is_real(self.c_growth) or not math.isfinite(self.c_growth) \
+                or self.c_growth <= 1:
             raise ValueError(f"settings.c_growth must be a finite number > 1, "
                              f"got {self.c_growth!r}")
         if not isinstance(self.track_iterates, bool):
@@ -247,8 +239,7 @@ def gaussian_noise(images: Tensor, stddev: float, *, generator: torch.Generator 
         Szegedy et al. 2014, arXiv:1312.6199, section 4.3 (Table 2).
     """
     _check_images(images)
-    if not _is_real(stddev) or not math.isfinite(stddev) or stddev < 0:
-        raise ValueError(f"stddev must be a finite number >= 0, got {stddev!r}")
+    checks.non_negative_float("stddev", stddev)
     noise = torch.randn(images.shape, generator=generator, dtype=images.dtype,
                         device=images.device)
     noisy = images + float(stddev) * noise
@@ -320,9 +311,17 @@ def lbfgs(model: nn.Module, images: Tensor, targets: Tensor, *, c: float | None 
         Szegedy et al. 2014, "Intriguing properties of neural networks", arXiv:1312.6199,
         section 4.1. The book explains the attack in its chapter on blind spots.
     """
+    with flush_subnormals():
+        return _lbfgs(model, images, targets, c, settings, device, workers, progress)
+
+
+def _lbfgs(model: nn.Module, images: Tensor, targets: Tensor, c: float | None,
+           settings: LBFGSSettings | None, device: str | torch.device | None,
+           workers: int | None, progress: bool) -> AttackResult:
+    """:func:`lbfgs`, which runs it with subnormals flushed on the calling thread."""
     start_time = time.perf_counter()
     settings = _check_settings(settings)
-    c_fixed = _check_c(c)
+    c_fixed = checks.penalty_c(c, allow_none=True)
     _check_images(images)
     _check_targets(targets, len(images))
     model, dev, dtype = _prepare_model(model, device)
@@ -369,8 +368,10 @@ def lbfgs(model: nn.Module, images: Tensor, targets: Tensor, *, c: float | None 
             return x_fin, evals, pred, hit_x, hit_rr
 
         try:
-            return _search(solve, objective.predict, x0, t, c_fixed, settings,
-                           on_progress if bar is not None else None)
+            # Flushing is per thread: a worker thread sets it for itself.
+            with flush_subnormals():
+                return _search(solve, objective.predict, x0, t, c_fixed, settings,
+                               on_progress if bar is not None else None)
         finally:
             solvers.put(solver)
 
@@ -430,7 +431,7 @@ def lbfgs_reference(model: nn.Module, images: Tensor, targets: Tensor, *, c: flo
 
     start_time = time.perf_counter()
     settings = _check_settings(settings)
-    c_fixed = _check_c(c)
+    c_fixed = checks.penalty_c(c, allow_none=True)
     _check_images(images)
     _check_targets(targets, len(images))
     _check_model(model)
@@ -949,14 +950,6 @@ def _check_settings(settings: LBFGSSettings | None) -> LBFGSSettings:
     return settings
 
 
-def _check_c(c: float | None) -> float | None:
-    if c is None:
-        return None
-    if not _is_real(c) or not math.isfinite(float(c)) or float(c) <= 0:
-        raise ValueError(f"c must be None or a positive finite number, got {c!r}")
-    return float(c)
-
-
 def _check_model(model: nn.Module) -> None:
     if not isinstance(model, nn.Module):
         raise ValueError(f"model must be an nn.Module, got {type(model).__name__}")
@@ -1022,8 +1015,12 @@ def _check_outputs(model: nn.Module, images: Tensor, targets: Tensor, dev: torch
     """Run the model on one image: it must return logits ``(1, K)``, and targets be below ``K``."""
     if len(images) == 0:
         return
-    with torch.no_grad():
-        logits = model(images[:1].detach().to(device=dev, dtype=dtype))
+    try:
+        with torch.no_grad():
+            logits = model(images[:1].detach().to(device=dev, dtype=dtype))
+    except RuntimeError as exc:  # e.g. "mat1 and mat2 shapes cannot be multiplied"
+        raise ValueError(f"images of shape {tuple(images.shape)} do not fit the model, which "
+                         f"failed on images[:1] with: {exc}") from exc
     if not isinstance(logits, Tensor) or logits.ndim != 2 or len(logits) != 1:
         got = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
         raise ValueError(f"model must map images (N, *input_shape) to logits (N, K), got {got} "
@@ -1039,7 +1036,7 @@ def _check_workers(workers: int | None, dev: torch.device, n_chunks: int) -> int
     count on a CPU and 1 elsewhere), at most one per chunk."""
     if workers is None:
         workers = torch.get_num_threads() if dev.type == "cpu" else 1
-    elif not isinstance(workers, int) or isinstance(workers, bool) or workers < 1:
+    elif not checks.is_int(workers) or workers < 1:
         raise ValueError(f"workers must be a positive int or None, got {workers!r}")
     elif workers > 1 and dev.type != "cpu":
         raise ValueError(f"workers must be 1 (or None) on device {str(dev)!r}: chunks run side "

@@ -26,34 +26,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import config
+from . import checks, config
 
 #: The default number of processes is capped: each task can hold a few GB (the float64
 #: training set of the L-BFGS models alone is 376 MB, an attacked set's tensors more).
 MAX_DEFAULT_JOBS = 4
-
-#: Rough single-thread cost of each task at book scale, in seconds. Only the order of the tasks
-#: depends on them (longest remaining chain first), never a result.
-_TRAIN_COST = {"FC10(1e-4)": 130, "FC10(1e-2)": 50, "FC10(1)": 20, "FC100-100-10": 65,
-               "FC200-200-10": 100, "AE400-10": 200, "FC100-100-10@P1": 50,
-               "FC123-456-10@P1": 70, "FC100-100-10'@P2": 50, "ConvNet": 165}
-_TABLE1 = ("FC10(1e-4)", "FC10(1e-2)", "FC10(1)", "FC100-100-10", "FC200-200-10", "AE400-10")
-_TABLE3 = ("FC100-100-10@P1", "FC123-456-10@P1", "FC100-100-10'@P2")
-#: Each experiment of ``reproduce.EXPERIMENTS``: its cost and what it needs first. An experiment
-#: that reuses another's cached adversarial sets waits for it, so no set is computed twice.
-_EXPERIMENTS: dict[str, tuple[float, tuple[str, ...]]] = {
-    "table1": (90, tuple(f"train:{m}" for m in _TABLE1)),
-    "table2": (15, ("reproduce:table1",)),
-    "noise": (10, ("reproduce:table1",)),
-    "c_sweep": (20, ("train:FC10(1e-4)", "train:FC200-200-10")),
-    "units": (20, ("train:ConvNet", "train:FC100-100-10", "train:FC200-200-10")),
-    "table3": (40, tuple(f"train:{m}" for m in _TABLE3)),
-    "table4": (10, ("reproduce:table3",)),
-    "transfer_curves": (90, tuple(f"train:{m}" for m in _TABLE1)),
-    "table5": (90, ("reproduce:table1", "reproduce:table3", "train:ConvNet")),
-    "advtrain": (330, ("train:FC100-100-10",)),
-}
-
 
 @dataclass(frozen=True)
 class Task:
@@ -67,20 +44,20 @@ class Task:
 
 def tasks(scale: str | config.Scale | None = None) -> dict[str, Task]:
     """Every training and experiment task at ``scale``, by name (``train:NAME``,
-    ``reproduce:NAME``)."""
-    from . import reproduce, zoo
+    ``reproduce:NAME``), from the zoo (``zoo.ALL``) and the experiments' registry."""
+    from ..engine import zoo
+    from ..experiments import REGISTRY
 
     sc = config.get_scale(scale)
-    if set(_TRAIN_COST) != set(zoo.ALL) or set(_EXPERIMENTS) != set(reproduce.EXPERIMENTS):
-        raise RuntimeError("pipeline's task list is out of date with zoo.ALL or "
-                           "reproduce.EXPERIMENTS")
     out = {}
-    for name, cost in _TRAIN_COST.items():
+    for name in zoo.ALL:
         out[f"train:{name}"] = Task(f"train:{name}", ("train", name, "--scale", sc.name), (),
-                                    cost)
-    for name, (cost, needs) in _EXPERIMENTS.items():
-        out[f"reproduce:{name}"] = Task(f"reproduce:{name}",
-                                        ("reproduce", name, "--scale", sc.name), needs, cost)
+                                    zoo.spec(name).train_cost)
+    for e in REGISTRY.values():
+        needs = (*(f"reproduce:{x}" for x in e.after), *(f"train:{m}" for m in e.models))
+        out[f"reproduce:{e.name}"] = Task(f"reproduce:{e.name}",
+                                          ("reproduce", e.name, "--scale", sc.name), needs,
+                                          e.cost)
     return out
 
 
@@ -122,8 +99,7 @@ def run(graph: dict[str, Task], *, jobs: int, log_dir: Path,
         ValueError: ``jobs`` is not a positive int; the graph is not a DAG (see ``priorities``).
         RuntimeError: a task exited with a non-zero status.
     """
-    if not isinstance(jobs, int) or isinstance(jobs, bool) or jobs < 1:
-        raise ValueError(f"jobs must be a positive int, got {jobs!r}")
+    checks.positive_int("jobs", jobs)
     rank = priorities(graph)
     launch = launch or _launch
     log_dir.mkdir(parents=True, exist_ok=True)

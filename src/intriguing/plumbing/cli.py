@@ -14,7 +14,7 @@ from . import config
 
 
 def _cmd_data(args: argparse.Namespace) -> int:
-    from . import data
+    from ..engine import data
 
     folder = data.ensure_mnist()
     print(f"MNIST verified in {folder}")
@@ -22,7 +22,7 @@ def _cmd_data(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from . import zoo
+    from ..engine import zoo
 
     names = zoo.ALL if args.all else args.names
     if not names:
@@ -40,17 +40,17 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_reproduce(args: argparse.Namespace) -> int:
-    from . import reproduce
+    from ..experiments import REGISTRY
 
-    names = args.names or list(reproduce.EXPERIMENTS)
-    unknown = [n for n in names if n not in reproduce.EXPERIMENTS]
+    names = args.names or list(REGISTRY)
+    unknown = [n for n in names if n not in REGISTRY]
     if unknown:
-        print(f"error: unknown experiment(s) {unknown}; choose from {list(reproduce.EXPERIMENTS)}",
+        print(f"error: unknown experiment(s) {unknown}; choose from {list(REGISTRY)}",
               file=sys.stderr)
         return 2
     for name in names:
         start = time.perf_counter()
-        reproduce.EXPERIMENTS[name](scale=args.scale)
+        REGISTRY[name].run(scale=args.scale)
         print(f"{name}: written in {time.perf_counter() - start:.1f} s")
     return 0
 
@@ -77,7 +77,7 @@ def _cmd_bench(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
-    from . import zoo
+    from ..engine import zoo
 
     p = argparse.ArgumentParser(
         prog="python -m intriguing",

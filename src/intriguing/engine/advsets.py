@@ -14,9 +14,6 @@ References: Szegedy et al. 2014, arXiv:1312.6199, sections 4.1 and 4.3.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
 import time
 import warnings
 from collections.abc import Callable
@@ -24,7 +21,8 @@ from pathlib import Path
 
 import torch
 
-from . import attacks, config, data, files, zoo
+from ..plumbing import cache, checks, config
+from . import attacks, data, zoo
 
 CACHE_VERSION = 1
 TARGET_SEED = 0
@@ -46,7 +44,7 @@ def set_key(model: str, split: str, limit: int | None, scale: config.Scale,
                "seed": seed, "settings": settings.as_dict(), "version": CACHE_VERSION}
     if c is not None:
         payload["c"] = float(c)
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return cache.key(payload)
 
 
 def _path(model: str, split: str, scale: config.Scale, key: str, c: float | None = None) -> Path:
@@ -55,28 +53,16 @@ def _path(model: str, split: str, scale: config.Scale, key: str, c: float | None
     return config.adversarial_dir() / f"{slug}-{split}-{tag}{key}.pt"
 
 
-def _check_c(c: object) -> float:
-    if isinstance(c, bool) or not isinstance(c, (int, float)) or not math.isfinite(c) or c <= 0:
-        raise ValueError(f"c must be a positive finite number, got {c!r}")
-    return float(c)
-
-
 def _cached(path: Path, key: str, x: torch.Tensor, y: torch.Tensor,
             make: Callable[[], dict]) -> dict[str, torch.Tensor | float]:
     """The entry stored at ``path`` if it is readable and matches ``key`` and ``x``; else
     ``make()``, stored atomically. ``images`` and ``labels`` are added on return."""
-    if path.exists():
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            if entry.get("key") != key or len(entry["adversarial"]) != len(x):
-                raise ValueError("key or size mismatch")
-            entry["images"], entry["labels"] = x, y
-            return entry
-        except Exception as exc:  # unreadable or stale: attack again
-            warnings.warn(f"adversarial set {path} is corrupted or stale ({exc}); recomputing",
-                          stacklevel=3)
-    entry = {"key": key, **make()}
-    files.atomic_torch_save(path, entry)
+    def same_size(entry: dict) -> None:
+        if len(entry["adversarial"]) != len(x):
+            raise ValueError(f"{len(entry['adversarial'])} images, expected {len(x)}")
+
+    entry = cache.read_or_make(path, key, make, check=same_size, what="adversarial set",
+                               redo="recomputing")
     entry["images"], entry["labels"] = x, y
     return entry
 
@@ -161,7 +147,7 @@ def fixed_c(
 
     References: Szegedy et al. 2014, arXiv:1312.6199, sections 4.1 and 4.3.
     """
-    return _attacked_set(model, _check_c(c), split, limit, scale, settings, seed, device,
+    return _attacked_set(model, checks.penalty_c(c), split, limit, scale, settings, seed, device,
                          progress)
 
 
@@ -204,14 +190,14 @@ def viewer_frames(
     Returns:
         ``widgets.AttackFrames``.
     """
-    from . import widgets
+    from ..display import widgets
 
     sc = config.get_scale(scale)
     settings = settings or attacks.LBFGSSettings()
     models = [source] + [m for m in (models or []) if m != source]
     payload = {"models": [zoo.cache_key(zoo.spec(m), sc) for m in models], "n": n_images,
                "c_grid": list(c_grid), "settings": settings.as_dict(), "version": CACHE_VERSION}
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    key = cache.key(payload)
     slug = zoo.cache_path(source, sc).name.rsplit("-", 1)[0]
     path = config.adversarial_dir() / f"frames-{slug}-{len(models)}-{key}.npz"
     if path.exists():

@@ -41,6 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..plumbing import checks
+
 #: The Lipschitz constant of the logistic sigmoid: the largest value of its derivative, at 0.
 SIGMOID_BOUND = 0.25
 #: Matrices with both sides above this use Lanczos (ARPACK) instead of a dense SVD.
@@ -78,7 +80,7 @@ def linear_bound(weight: torch.Tensor) -> float:
 
 def _pair(value: int | Sequence[int], name: str) -> tuple[int, int]:
     pair = (value, value) if isinstance(value, int) else tuple(value)
-    if len(pair) != 2 or not all(isinstance(v, int) and v >= 0 for v in pair):
+    if len(pair) != 2 or not all(checks.is_int(v) and v >= 0 for v in pair):
         raise ValueError(f"{name} must be a non-negative int or a pair of them, got {value!r}")
     return pair  # type: ignore[return-value]
 
@@ -167,7 +169,7 @@ def fourier_norms(weight: torch.Tensor, stride: int | Sequence[int],
     of the frequencies are decomposed and the rest mirrored; they are processed ``chunk`` rows at
     a time to bound memory.
     """
-    if not isinstance(groups, int) or groups < 1 or weight.shape[0] % groups:
+    if not checks.is_int(groups) or groups < 1 or weight.shape[0] % groups:
         raise ValueError(f"groups must be a positive int dividing {weight.shape[0]} output "
                          f"channels, got {groups!r}")
     best = None
@@ -247,9 +249,8 @@ def contrast_normalization_bound(eps: float, gamma: float) -> float:
     norm is at most ``eps^-gamma`` for ``0 <= gamma <= 1`` (the paper states [0.5, 1]), attained
     at x = 0. (AlexNet's local response normalisation is a different, per-channel form.)
     """
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise ValueError(f"eps must be a positive number, got {eps!r}")
-    if not (isinstance(gamma, (int, float)) and 0 <= gamma <= 1):
+    checks.positive_float("eps", eps)
+    if not (checks.is_real(gamma) and 0 <= gamma <= 1):
         raise ValueError(f"gamma must be in [0, 1], got {gamma!r}")
     return float(eps) ** -float(gamma)
 
@@ -312,8 +313,7 @@ def power_iteration(layer_linear_map: Callable[[torch.Tensor], torch.Tensor],
     if not shape or min(shape) < 1:
         raise ValueError(f"input_shape must be a non-empty shape of positive sizes, got "
                          f"{input_shape!r}")
-    if not isinstance(iters, int) or iters < 1:
-        raise ValueError(f"iters must be a positive int, got {iters!r}")
+    checks.positive_int("iters", iters)
     gen = torch.Generator().manual_seed(seed)
     v = torch.randn(shape, generator=gen, dtype=dtype)
     v = v / v.norm()
@@ -608,8 +608,7 @@ def certified_radius(model: nn.Module, x: torch.Tensor, lipschitz: float) -> tor
     Returns:
         ``(N,)`` radii in the input's L2 norm.
     """
-    if not (isinstance(lipschitz, (int, float)) and lipschitz > 0):
-        raise ValueError(f"lipschitz must be a positive number, got {lipschitz!r}")
+    checks.positive_float("lipschitz", lipschitz)
     with torch.no_grad():
         top = model(x).flatten(1).double().topk(2, dim=1).values
     return (top[:, 0] - top[:, 1]) / (math.sqrt(2) * lipschitz)
@@ -690,12 +689,12 @@ def alexnet_bounds(*, pretrained: bool, iters: int = 100, tol: float = 1e-6,
             stops early).
         seed: the random weights' seed.
     """
-    from . import config, files
+    from ..plumbing import cache, config, files
 
     net = load_alexnet(pretrained=pretrained, seed=seed)
     payload = {"weights": _weights_digest(net), "iters": iters, "tol": tol,
                "input": list(ALEXNET_INPUT), "version": CACHE_VERSION}
-    key = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    key = cache.key(payload)
     kind = "pretrained" if pretrained else "random"
     path = config.models_dir() / f"alexnet-bounds-{kind}-{key}.json"
     if path.exists():

@@ -38,7 +38,7 @@ import torch
 from ipywidgets.widgets.widget_string import HTMLStyle
 from PIL import Image
 
-from . import files
+from ..plumbing import checks, files
 
 SIDE = 28
 N_CLASSES = 10
@@ -268,8 +268,7 @@ def strip_array(original: np.ndarray, adversarial: np.ndarray) -> tuple[np.ndarr
 
 
 def _png(rgb: np.ndarray, scale: int = 1) -> bytes:
-    if not isinstance(scale, int) or scale < 1:
-        raise ValueError(f"scale must be a positive int, got {scale!r}")
+    checks.positive_int("scale", scale)
     if scale > 1:
         rgb = np.repeat(np.repeat(rgb, scale, axis=0), scale, axis=1)
     buf = io.BytesIO()

@@ -327,10 +327,10 @@ def fetch(dest: Path | None = None, force: bool = False, *,
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m intriguing.webassets [--dest DIR] [--force]``."""
+    """``python -m intriguing.plumbing.webassets [--dest DIR] [--force]``."""
     import argparse
 
-    p = argparse.ArgumentParser(prog="python -m intriguing.webassets",
+    p = argparse.ArgumentParser(prog="python -m intriguing.plumbing.webassets",
                                 description="Fetch the book's pinned web assets (no CDN).")
     p.add_argument("--dest", type=Path, default=None, help="default: <repo>/book/_web")
     p.add_argument("--force", action="store_true", help="fetch even if up to date")

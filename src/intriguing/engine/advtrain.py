@@ -25,12 +25,10 @@ References: Szegedy et al. 2014, arXiv:1312.6199, section 4.2. The book explains
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import math
 import re
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -38,23 +36,13 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm  # text bars on stderr, which the book build drops
 
-from . import attacks, config, data, files, models, paper, train, zoo
+from ..plumbing import cache, checks, config
+from . import attacks, data, models, train, zoo
 
 CACHE_VERSION = 1
 #: The pool's random stream (sources, targets, replaced slots, samples) is seeded with the zoo
 #: spec's seed plus this, so the clean minibatches keep the baseline's order.
 POOL_SEED_OFFSET = 1000
-
-#: The paper's test errors for a 100-100-10 network, by training (section 4.2; "below 1.2%" for
-#: adversarial training, "around 1.3%" with "carefully applied dropout"), from ``paper.CLAIMS``.
-PAPER_TEST_ERROR: dict[str, float] = {
-    "weight decay": paper.CLAIMS["weight_decay_test_error"],
-    "adversarial training": paper.CLAIMS["advtrain_test_error"],
-    "dropout": paper.CLAIMS["dropout_test_error"]}
-
-
-def _positive_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value > 0
 
 
 @dataclass(frozen=True)
@@ -83,21 +71,17 @@ class AdvTrainSettings:
     attack: attacks.LBFGSSettings = field(default_factory=attacks.LBFGSSettings)
 
     def __post_init__(self) -> None:
-        if self.model not in zoo.SPECS:
-            raise ValueError(f"model must be one of {zoo.ALL}, got {self.model!r}")
+        checks.one_of("model", self.model, zoo.ALL)
         s = zoo.SPECS[self.model]
         if s.arch != "mlp" or s.optimizer != "adam":
             mlps = [n for n, v in zoo.SPECS.items() if v.arch == "mlp" and v.optimizer == "adam"]
             raise ValueError(f"model must be a sigmoid MLP trained with Adam, one of {mlps}, "
                              f"got {self.model!r}")
         for name in ("pool_size", "refreshes_per_epoch", "adv_per_step"):
-            if not _positive_int(getattr(self, name)):
-                raise ValueError(f"{name} must be a positive int, got {getattr(self, name)!r}")
-        if isinstance(self.warmup_epochs, bool) or not isinstance(self.warmup_epochs, int) \
-                or self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be an int >= 0, got {self.warmup_epochs!r}")
+            checks.positive_int(name, getattr(self, name))
+        checks.non_negative_int("warmup_epochs", self.warmup_epochs)
         f = self.refresh_fraction
-        if isinstance(f, bool) or not isinstance(f, (int, float)) or not 0 < f <= 1:
+        if not checks.is_real(f) or not 0 < f <= 1:
             raise ValueError(f"refresh_fraction must be in (0, 1], got {f!r}")
         if not isinstance(self.attack, attacks.LBFGSSettings):
             raise ValueError(f"attack must be an attacks.LBFGSSettings, "
@@ -157,10 +141,8 @@ class AdversarialPool:
 
     def __init__(self, size: int, refresh_fraction: float, *, generator: torch.Generator,
                  attack: attacks.LBFGSSettings | None = None):
-        if not _positive_int(size):
-            raise ValueError(f"pool_size must be a positive int, got {size!r}")
-        if isinstance(refresh_fraction, bool) or not isinstance(refresh_fraction, (int, float)) \
-                or not 0 < refresh_fraction <= 1:
+        checks.positive_int("pool_size", size)
+        if not checks.is_real(refresh_fraction) or not 0 < refresh_fraction <= 1:
             raise ValueError(f"refresh_fraction must be in (0, 1], got {refresh_fraction!r}")
         if not isinstance(generator, torch.Generator):
             raise ValueError(f"generator must be a torch.Generator, got {type(generator).__name__}")
@@ -349,7 +331,7 @@ def cache_key(settings: AdvTrainSettings, scale: config.Scale) -> str:
     """12 hex digits of sha256 over the settings, the baseline's zoo key and ``CACHE_VERSION``."""
     payload = {"settings": settings.as_dict(), "scale": scale.as_dict(),
                "zoo": zoo.cache_key(zoo.spec(settings.model), scale), "version": CACHE_VERSION}
-    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    return cache.key(payload)
 
 
 def cache_path(settings: AdvTrainSettings | None = None,
@@ -372,25 +354,19 @@ def _entry(settings: AdvTrainSettings | None, scale: str | config.Scale | None, 
     path = cache_path(settings, sc)
     if not retrain and key in _MEMO:
         return _MEMO[key]
-    entry = None
-    if not retrain and path.exists():
-        try:
-            entry = torch.load(path, map_location="cpu", weights_only=True)
-            found = entry.get("key") if isinstance(entry, dict) else None
-            if found != key:
-                raise ValueError(f"cache key {found!r} != {key!r}")
-            zoo.build(zoo.spec(settings.model)).load_state_dict(entry["state_dict"])
-        except Exception as exc:  # any failure to read means: retrain
-            warnings.warn(f"model cache {path} is corrupted or stale ({exc}); retraining",
-                          stacklevel=3)
-            entry = None
-    if entry is None:
+
+    def fits(entry: dict) -> None:  # a stale file whose weights no longer fit the model
+        zoo.build(zoo.spec(settings.model)).load_state_dict(entry["state_dict"])
+
+    def make() -> dict:
         model, history = fit(settings, scale=sc, progress=progress)
-        entry = {"key": key, "name": f"{settings.model} (adversarial training)",
-                 "settings": json.dumps(settings.as_dict()), "scale": sc.name,
-                 "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                 "history": history, "torch": str(torch.__version__)}
-        files.atomic_torch_save(path, entry)
+        return {"name": f"{settings.model} (adversarial training)",
+                "settings": json.dumps(settings.as_dict()), "scale": sc.name,
+                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "history": history, "torch": str(torch.__version__)}
+
+    entry = cache.read_or_make(path, key, make, check=fits, what="model cache",
+                               redo="retraining", fresh=retrain)
     _MEMO[key] = entry
     return entry
 
@@ -473,8 +449,7 @@ def compare(scale: str | config.Scale | None = None, *,
 
     sc = config.get_scale(scale)
     settings = _check_settings(settings, sc)
-    if not _positive_int(n_eval):
-        raise ValueError(f"n_eval must be a positive int, got {n_eval!r}")
+    checks.positive_int("n_eval", n_eval)
     s = zoo.spec(settings.model)
     # Adversarial training runs on the CPU (``fit``), so the baseline is compared there too.
     nets = {"weight decay": zoo.load(settings.model, scale=sc, device="cpu", progress=progress),

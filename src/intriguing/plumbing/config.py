@@ -17,6 +17,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import checks
+
 SCALE_ENV = "INTRIGUING_SCALE"
 DATA_DIR_ENV = "INTRIGUING_DATA_DIR"
 DEVICE_ENV = "INTRIGUING_DEVICE"
@@ -78,9 +80,7 @@ def get_scale(scale: str | Scale | None = None) -> Scale:
     if isinstance(scale, Scale):
         return scale
     name = scale if scale is not None else os.environ.get(SCALE_ENV, "book")
-    if name not in SCALES:
-        source = "scale" if scale is not None else f"${SCALE_ENV}"
-        raise ValueError(f"{source} must be one of {sorted(SCALES)}, got {name!r}")
+    checks.one_of("scale" if scale is not None else f"${SCALE_ENV}", name, sorted(SCALES))
     return SCALES[name]
 
 
@@ -125,8 +125,7 @@ def seed_everything(seed: int = DEFAULT_SEED) -> torch.Generator:
     Every chapter's first cell calls this. Returns a ``torch.Generator`` seeded the same way, for
     code that wants its own stream.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    checks.non_negative_int("seed", seed)
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

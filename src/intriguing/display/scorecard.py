@@ -17,17 +17,16 @@ References: Szegedy et al. 2014, arXiv:1312.6199, Tables 1-5 (sections 4.3, 4.4)
 from __future__ import annotations
 
 import html
-import math
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from . import config, paper, results, tables
+from ..experiments import paper
+from ..plumbing import checks, config, results
+from ..plumbing.verdicts import DIFFERS, REPRODUCED, TOLERANCES, UNAVAILABLE, judge
+from . import tables
 
-REPRODUCED = "reproduced"
-DIFFERS = "differs"
-UNAVAILABLE = "not available here"
 NOT_YET = "not available yet"
 #: Every verdict, in the order the page lists them.
 VERDICTS = (REPRODUCED, DIFFERS, UNAVAILABLE, NOT_YET)
@@ -35,77 +34,6 @@ VERDICTS = (REPRODUCED, DIFFERS, UNAVAILABLE, NOT_YET)
 SECTIONS = ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Claims")
 
 
-@dataclass(frozen=True)
-class Tolerance:
-    """When a measured figure counts as reproducing the paper's.
-
-    A figure passes when ``|ours - paper| <= absolute`` or ``|ours - paper| <= relative * |paper|``
-    (whichever bounds are set), or, for an ``at_most`` claim ("below 1.2%"), when
-    ``ours <= paper``.
-
-    Attributes:
-        label: what kind of figure this is, as the page names it.
-        absolute: the largest absolute difference that passes (None: no absolute bound).
-        relative: the largest difference relative to the paper's figure (None: none).
-        at_most: the paper states an upper bound, not a value.
-        why: one sentence on why this tolerance, printed on the page.
-    """
-
-    label: str
-    absolute: float | None = None
-    relative: float | None = None
-    at_most: bool = False
-    why: str = ""
-
-    def passes(self, ours: float, paper_value: float) -> bool:
-        """Whether ``ours`` reproduces ``paper_value`` under this rule."""
-        if self.at_most:
-            return ours <= paper_value
-        diff = abs(ours - paper_value)
-        ok_abs = self.absolute is not None and diff <= self.absolute + 1e-12
-        ok_rel = self.relative is not None and diff <= self.relative * abs(paper_value) + 1e-12
-        return ok_abs or ok_rel
-
-    def describe(self) -> str:
-        """The rule in words, e.g. "within 0.5 percentage points"."""
-        if self.at_most:
-            return "ours at most the paper's bound"
-        parts = []
-        if self.absolute is not None:
-            parts.append(f"within {self.absolute * 100:g} percentage points")
-        if self.relative is not None:
-            parts.append(f"within {self.relative:.0%} of the paper's figure")
-        return " or ".join(parts)
-
-
-#: The verdict rules, by the kind of figure (an ``Entry``'s ``kind``).
-TOLERANCES: dict[str, Tolerance] = {
-    "error": Tolerance(
-        "clean error rate", absolute=0.005,
-        why="On 10,000 test images the binomial standard error of a 7% error is 0.26 points and "
-            "of a 1.6% error 0.13 points; 0.5 points leaves room for sampling and for the seed of "
-            "a retrained network, and for nothing larger."),
-    "transfer": Tolerance(
-        "error on a perturbed set", absolute=0.05,
-        why="A transfer rate depends on two separately trained networks and one attack run each "
-            "(the paper reports a single run); 5 points is the precision at which the paper's "
-            "discussion reads its Tables 2 and 4."),
-    "accuracy": Tolerance(
-        "accuracy under noise or attack", absolute=0.05,
-        why="As for transfer rates: a property of one trained network on one perturbed set."),
-    "distortion": Tolerance(
-        "average minimum distortion", relative=0.2,
-        why="The distortion an attack finds depends on its search over c, its stopping rules and "
-            "the choice of targets, none of which the paper states; 20% separates the same order "
-            "of perturbation from a different one."),
-    "bound": Tolerance(
-        "upper Lipschitz bound", relative=0.1,
-        why="A bound is a deterministic function of the weights; 10% allows for a different "
-            "copy of the same architecture's trained weights."),
-    "at_most": Tolerance(
-        "stated upper bound", at_most=True,
-        why="The paper states this claim as a bound (\"below 1.2%\"), so ours must not exceed it."),
-}
 _PERCENT_KINDS = ("error", "transfer", "accuracy", "at_most")
 
 
@@ -126,8 +54,7 @@ class Reason:
     when: str | None = None
 
     def __post_init__(self) -> None:
-        if self.table not in SECTIONS:
-            raise ValueError(f"table must be one of {SECTIONS}, got {self.table!r}")
+        checks.one_of("table", self.table, SECTIONS)
         if self.when not in (None, "lower", "higher", "unavailable"):
             raise ValueError(f"when must be None, 'lower', 'higher' or 'unavailable', "
                              f"got {self.when!r}")
@@ -272,13 +199,11 @@ CLAIM_KINDS: dict[str, str] = {
     "dropout_test_error": "error", "alexnet_ostrich_distortion": "distortion",
     "gaussian_stddev1_accuracy": "accuracy", "adversarial_accuracy": "accuracy",
 }
-#: Which results file each experiment writes, and the chapter (or command) that makes it.
-RESULTS_FILES: dict[str, str] = {
-    "table1": "model zoo and blind spots", "c_sweep": "blind spots", "noise": "blind spots",
-    "units": "random directions", "table2": "transferability", "table3": "transferability",
-    "table4": "transferability", "transfer_curves": "transferability",
-    "table5": "spectral analysis", "advtrain": "adversarial training",
-}
+def results_files() -> dict[str, str]:
+    """Each results file of the experiments' registry and the page that shows it."""
+    from ..experiments import REGISTRY
+
+    return {name: e.chapter for name, e in REGISTRY.items()}
 
 
 @dataclass(frozen=True)
@@ -321,21 +246,6 @@ def reason_for(table: str, row: str, column: str, when: str | None,
     return best.text if best else ""
 
 
-def judge(ours: float | None, paper_value: float | None, kind: str) -> str:
-    """The verdict for one figure: reproduced, differs, or not available here (no figure).
-
-    Raises:
-        ValueError: ``kind`` is not a key of ``TOLERANCES``.
-    """
-    if kind not in TOLERANCES:
-        raise ValueError(f"kind must be one of {sorted(TOLERANCES)}, got {kind!r}")
-    if ours is None or paper_value is None:
-        return UNAVAILABLE
-    if not (math.isfinite(ours) and math.isfinite(paper_value)):
-        return UNAVAILABLE
-    return REPRODUCED if TOLERANCES[kind].passes(ours, paper_value) else DIFFERS
-
-
 def _direction(ours: float | None, paper_value: float | None) -> str | None:
     if ours is None or paper_value is None:
         return None
@@ -368,11 +278,8 @@ def _find(doc: dict[str, Any], field: str, match: dict[str, str],
 
 def _missing(name: str, scale: config.Scale) -> str:
     """Why a results file is missing, and which chapter writes it."""
-    chapters = RESULTS_FILES.get(name)
-    made = ""
-    if chapters:
-        several = " and " in chapters
-        made = f"; the {chapters} chapter{'s write' if several else ' writes'} it"
+    page = results_files().get(name)
+    made = f"; `python -m intriguing reproduce {name}` writes it for {page}" if page else ""
     return f"data/results/{name}.json does not exist at {scale.name} scale yet{made}."
 
 
@@ -490,7 +397,7 @@ def _units_claim(card: _Card) -> Entry:
     Mann-Whitney U test at 5%) more coherent than random directions. The paper judged by eye, so
     it has no number; ours is the count of comparisons.
     """
-    from .units import DIFFERENCE
+    from ..engine.units import DIFFERENCE
 
     key, label = "units_vs_directions", CLAIM_LABELS["units_vs_directions"]
     doc = card.doc("units")
@@ -543,8 +450,7 @@ def to_html(entries: Sequence[Entry], table: str) -> str:
     Raises:
         ValueError: ``table`` is not one of ``SECTIONS``.
     """
-    if table not in SECTIONS:
-        raise ValueError(f"table must be one of {SECTIONS}, got {table!r}")
+    checks.one_of("table", table, SECTIONS)
     claims = table == "Claims"  # a claim is one sentence, not a row and a column
     heads = ("claim",) if claims else ("row", "column")
     head = "".join(f"<th>{h}</th>" for h in (*heads, "paper", "ours", "verdict", "reason or note"))
@@ -574,11 +480,11 @@ def rules_html() -> str:
 
 
 def inventory(scale: str | config.Scale | None = None) -> list[dict[str, Any]]:
-    """What each results file of ``RESULTS_FILES`` holds at ``scale``: present or not, with its
+    """What each results file of the registry holds at ``scale``: present or not, with its
     scale, seconds, device and commit (the timings the teaching guide refers to)."""
     sc = config.get_scale(scale)
     out = []
-    for name, chapter in RESULTS_FILES.items():
+    for name, chapter in results_files().items():
         try:
             doc = results.read(name, sc)
         except FileNotFoundError:

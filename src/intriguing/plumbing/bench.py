@@ -41,7 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from . import attacks, config
+from ..engine import attacks
+from . import checks, config
 
 MODEL = "FC200-200-10"
 REFERENCE_MEMORY = 10
@@ -80,24 +81,18 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
         (``torch_threads``, ``workers``) and every layout's rate (``ours_per_s_by_layout``), the
         settings of both engines and the machine.
     """
-    from . import data
+    from ..engine import data
 
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    if not isinstance(n_reference, int) or isinstance(n_reference, bool) or n_reference < 1:
-        raise ValueError(f"n_reference must be a positive int, got {n_reference!r}")
-    if threads is not None and (not isinstance(threads, int) or isinstance(threads, bool)
-                                or threads < 1):
-        raise ValueError(f"threads must be a positive int or None, got {threads!r}")
+    checks.positive_int("n", n)
+    checks.positive_int("n_reference", n_reference)
+    checks.positive_int("threads", threads, allow_none=True)
     dev = config.resolve_device(device)
-    if chunk_size is not None and (not isinstance(chunk_size, int) or isinstance(chunk_size, bool)
-                                   or chunk_size < 1):
-        raise ValueError(f"chunk_size must be a positive int or None, got {chunk_size!r}")
+    checks.positive_int("chunk_size", chunk_size, allow_none=True)
     n_reference = min(n_reference, n)
     started = time.perf_counter()
     load_before = _loadavg()
     if model is None:
-        from . import zoo
+        from ..engine import zoo
 
         model_name = MODEL
         model = zoo.load(MODEL, progress=False)

@@ -66,7 +66,8 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 
 def model_specs(names: Sequence[str], scale: object = None) -> str:
     """The zoo's models as a table: architecture, weight decay, split, optimiser, training time."""
-    from . import config, zoo
+    from ..engine import zoo
+    from ..plumbing import config
 
     sc = config.get_scale(scale)
     rows = []

@@ -34,6 +34,7 @@ import torch
 from scipy import stats
 from torch import nn
 
+from ..plumbing import checks
 from . import models
 
 #: The measures ``compare`` reports, and its groups of top-k sets.
@@ -85,8 +86,7 @@ def activations(model: nn.Module, layer: str, images: torch.Tensor, *,
     if layer not in valid:
         raise ValueError(f"layer must be one of {valid} for {type(model).__name__}, "
                          f"got {layer!r}")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    checks.positive_int("batch_size", batch_size)
     if images.ndim != 4 or tuple(images.shape[1:]) != models.IMAGE_SHAPE:
         raise ValueError(f"images must have shape (N, 1, 28, 28), got {tuple(images.shape)}")
     module = getattr(model.body, layer)
@@ -108,9 +108,8 @@ def activations(model: nn.Module, layer: str, images: torch.Tensor, *,
 
 def unit_direction(dim: int, i: int) -> torch.Tensor:
     """e_i: the natural basis vector of unit ``i`` in a ``dim``-unit layer, float32 ``(dim,)``."""
-    _check_dim(dim)
-    if not isinstance(i, int) or not 0 <= i < dim:
-        raise ValueError(f"i must be an int in 0..{dim - 1}, got {i!r}")
+    checks.positive_int("dim", dim)
+    checks.int_in("i", i, 0, dim - 1)
     e = torch.zeros(dim)
     e[i] = 1.0
     return e
@@ -121,10 +120,9 @@ def random_directions(dim: int, n: int, seed: int) -> torch.Tensor:
 
     A normalised standard Gaussian is uniform on the sphere, the paper's "random direction".
     """
-    _check_dim(dim)
-    if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive int, got {n!r}")
-    gen = torch.Generator().manual_seed(_check_seed(seed))
+    checks.positive_int("dim", dim)
+    checks.positive_int("n", n)
+    gen = torch.Generator().manual_seed(checks.non_negative_int("seed", seed))
     v = torch.randn(n, dim, generator=gen, dtype=torch.float64)
     return (v / v.norm(dim=1, keepdim=True)).float()
 
@@ -136,23 +134,12 @@ def random_rotation(dim: int, seed: int) -> torch.Tensor:
     orthogonal group. Its rows are a random orthonormal basis: the "rotated units" of the
     chapter's argument that a network's behaviour cannot single out the natural basis.
     """
-    _check_dim(dim)
-    gen = torch.Generator().manual_seed(_check_seed(seed))
+    checks.positive_int("dim", dim)
+    gen = torch.Generator().manual_seed(checks.non_negative_int("seed", seed))
     q, r = torch.linalg.qr(torch.randn(dim, dim, generator=gen, dtype=torch.float64))
     signs = torch.sign(torch.diagonal(r))
     signs[signs == 0] = 1.0
     return q * signs
-
-
-def _check_dim(dim: int) -> None:
-    if not isinstance(dim, int) or isinstance(dim, bool) or dim < 1:
-        raise ValueError(f"dim must be a positive int, got {dim!r}")
-
-
-def _check_seed(seed: int) -> int:
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
-    return seed
 
 
 # --------------------------------------------------------------------------------------------
@@ -198,8 +185,7 @@ def top_k(acts: torch.Tensor, direction: torch.Tensor, k: int) -> torch.Tensor:
                          f"(N, {dim}), got {tuple(v.shape)}")
     if not torch.isfinite(v2).all():
         raise ValueError("direction must hold finite numbers (found NaN or inf)")
-    if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= n_img:
-        raise ValueError(f"k must be an int in 1..{n_img} (the number of images), got {k!r}")
+    checks.int_in("k", k, 1, n_img)
     scores = acts.double() @ v2.double().T  # (N, n)
     order = torch.sort(scores, dim=0, descending=True, stable=True).indices[:k]  # (k, n)
     out = order.T.contiguous()
@@ -208,9 +194,8 @@ def top_k(acts: torch.Tensor, direction: torch.Tensor, k: int) -> torch.Tensor:
 
 def random_sets(n_images: int, n: int, k: int, seed: int) -> torch.Tensor:
     """``n`` sets of ``k`` distinct random image indices, int64 ``(n, k)``: the floor."""
-    if not isinstance(k, int) or not 1 <= k <= n_images:
-        raise ValueError(f"k must be an int in 1..{n_images}, got {k!r}")
-    gen = torch.Generator().manual_seed(_check_seed(seed))
+    checks.int_in("k", k, 1, n_images)
+    gen = torch.Generator().manual_seed(checks.non_negative_int("seed", seed))
     return torch.rand(n, n_images, generator=gen).argsort(dim=1)[:, :k]
 
 
@@ -269,7 +254,7 @@ def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 2000, seed: int = 0,
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or len(x) == 0 or not np.all(np.isfinite(x)):
         raise ValueError("values must be a non-empty 1-d array of finite numbers")
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(checks.non_negative_int("seed", seed))
     means = x[rng.integers(0, len(x), size=(n_resamples, len(x)))].mean(axis=1)
     alpha = (1 - level) / 2
     lo, hi = np.quantile(means, [alpha, 1 - alpha])
@@ -280,7 +265,7 @@ def bootstrap_difference(a: np.ndarray, b: np.ndarray, *, n_resamples: int = 200
                          seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
     """mean(a) - mean(b) and its bootstrap interval (each sample resampled on its own)."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    rng = np.random.default_rng(_check_seed(seed))
+    rng = np.random.default_rng(checks.non_negative_int("seed", seed))
     da = a[rng.integers(0, len(a), size=(n_resamples, len(a)))].mean(axis=1)
     db = b[rng.integers(0, len(b), size=(n_resamples, len(b)))].mean(axis=1)
     alpha = (1 - level) / 2
@@ -363,7 +348,7 @@ def compare(acts: torch.Tensor, labels: torch.Tensor, reps: torch.Tensor, *,
         raise ValueError(f"labels (N,) and reps (N, E) must match acts' N={n_img}, got "
                          f"{tuple(labels.shape)} and {tuple(reps.shape)}")
     for k in ks:
-        if not isinstance(k, int) or not 2 <= k <= n_img:
+        if not checks.is_int(k) or not 2 <= k <= n_img:
             raise ValueError(f"ks must hold ints in 2..{n_img}, got {list(ks)}")
     out = Comparison()
     dead = acts.max(0).values == acts.min(0).values
@@ -471,10 +456,9 @@ def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
         A ``widgets.VBox``; its attribute ``links`` holds the jslinks.
     """
     import ipywidgets as widgets
-
     from ipywidgets.widgets.widget_string import HTMLStyle
 
-    from .widgets import img_html, linked_stacks
+    from ..display.widgets import img_html, linked_stacks
 
     acts = _finite_2d("acts", acts)
     dim = acts.shape[1]
@@ -538,7 +522,7 @@ def live_viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, 
     """
     import ipywidgets as widgets
 
-    from .widgets import img_html
+    from ..display.widgets import img_html
 
     acts = _finite_2d("acts", acts)
     dim = acts.shape[1]

@@ -31,6 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from ..plumbing import checks
 from . import attacks
 
 
@@ -144,7 +145,7 @@ def amplify(x: Tensor, x_adv: Tensor, stddev: float, *, clip: bool = True) -> Te
         ``(N, 1, 28, 28)`` amplified images, ``x``'s dtype.
 
     Raises:
-        ValueError: mismatched shapes, or ``stddev`` not a finite number > 0.
+        ValueError: mismatched shapes, or ``stddev`` not a positive finite number.
 
     References:
         Szegedy et al. 2014, arXiv:1312.6199, section 4.3 (Table 4).
@@ -154,9 +155,7 @@ def amplify(x: Tensor, x_adv: Tensor, stddev: float, *, clip: bool = True) -> Te
                   for t in (x, x_adv)]
         raise ValueError(f"x and x_adv must be tensors of one shape, got {shapes[0]} and "
                          f"{shapes[1]}")
-    if (isinstance(stddev, bool) or not isinstance(stddev, (int, float))
-            or not stddev > 0 or stddev == float("inf")):
-        raise ValueError(f"stddev must be a finite number > 0, got {stddev!r}")
+    checks.positive_float("stddev", stddev)
     r = (x_adv.to(torch.float64) - x.to(torch.float64))
     rms = attacks.distortion(x, x_adv).to(torch.float64).reshape(-1, *([1] * (x.ndim - 1)))
     factor = torch.where(rms > 0, float(stddev) / rms.clamp_min(1e-300), torch.zeros_like(rms))
@@ -197,8 +196,7 @@ def most_transferable(
         ``(indices (k,), counts (k,))``: indices into the set, most models fooled first (ties
         broken by index), and how many of ``models`` each fools.
     """
-    if not isinstance(k, int) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    checks.positive_int("k", k)
     wrong = misclassified({"set": adversarial}, labels, models)["set"]
     counts = torch.stack(list(wrong.values())).sum(0)
     idx = torch.sort(-counts, stable=True).indices[:k]
