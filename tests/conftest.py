@@ -1,10 +1,16 @@
-"""Shared fixtures: synthetic MNIST stand-ins so unit tests never need the real data."""
+"""Shared fixtures: synthetic MNIST stand-ins so unit tests never need the real data, and a
+session's tiny zoo so they train and attack each tiny model once."""
+
+import contextlib
+import shutil
+from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from intriguing import data, zoo
+from intriguing.engine import advsets, advtrain
 from intriguing.plumbing import config
 
 #: A scale for unit tests: the synthetic set below, a sliver of each model's epochs.
@@ -12,21 +18,101 @@ TINY = config.Scale("tiny", train_limit=None, test_limit=None, epoch_factor=0.02
                     attack_split="test", attack_limit=12)
 
 
+def _synthetic_set() -> tuple[torch.Tensor, torch.Tensor]:
+    """300 random 'images' labelled by brightness (the same tensors on every call)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(300, 1, 28, 28, generator=gen)
+    return x, (x.mean((1, 2, 3)) * 10).long().clamp(0, 9)
+
+
+def _fake_loader(x: torch.Tensor, y: torch.Tensor):
+    def fake_load(split, limit=None):
+        return x[:limit].clone(), y[:limit].clone()
+
+    return fake_load
+
+
 @pytest.fixture
 def synthetic_mnist(monkeypatch, tmp_path):
     """300 random 'images' labelled by brightness, served for every split; data dir in tmp."""
     monkeypatch.setenv(config.DATA_DIR_ENV, str(tmp_path))
-    gen = torch.Generator().manual_seed(0)
-    x = torch.rand(300, 1, 28, 28, generator=gen)
-    y = (x.mean((1, 2, 3)) * 10).long().clamp(0, 9)
-
-    def fake_load(split, limit=None):
-        return x[:limit].clone(), y[:limit].clone()
-
-    monkeypatch.setattr(data, "load_mnist", fake_load)
+    x, y = _synthetic_set()
+    monkeypatch.setattr(data, "load_mnist", _fake_loader(x, y))
     zoo._MEMO.clear()
     yield x, y
     zoo._MEMO.clear()
+
+
+class TinyZoo:
+    """Cache files made once per test session on the synthetic set, copied into a test's data dir.
+
+    Training the tiny models is cheap, but attacking them and adversarial training are not, and
+    many tests need the same ones. Each file is made on first request in the session's own data
+    dir (with the synthetic set), then copied into the data dir of the asking test (the one
+    ``synthetic_mnist`` set), so a test that damages or rewrites its copy changes nothing for the
+    next. The caches are keyed by settings, not by data, so a copy is exactly the file the test
+    would have made itself (training and the attack are deterministic; tests check both).
+    ``zoo`` and ``advtrain`` memos are left as the test had them.
+    """
+
+    def __init__(self, root: Path):
+        self.root = root
+        self._made: dict[tuple, list[Path]] = {}
+
+    @contextlib.contextmanager
+    def _home(self):
+        memos = (dict(zoo._MEMO), dict(advtrain._MEMO))
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv(config.DATA_DIR_ENV, str(self.root))
+            mp.setattr(data, "load_mnist", _fake_loader(*_synthetic_set()))
+            zoo._MEMO.clear()
+            advtrain._MEMO.clear()
+            try:
+                yield
+            finally:
+                for memo, saved in zip((zoo._MEMO, advtrain._MEMO), memos, strict=True):
+                    memo.clear()
+                    memo.update(saved)
+
+    def _install(self, what: tuple, make) -> list[Path]:
+        """Copy the files ``make()`` writes (made once per session) into the current data dir."""
+        if what not in self._made:
+            with self._home():
+                before = set(self.root.rglob("*.pt"))
+                make()
+                self._made[what] = sorted(set(self.root.rglob("*.pt")) - before)
+        copies = []
+        for src in self._made[what]:
+            dest = config.data_dir() / src.relative_to(self.root)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dest)
+            copies.append(dest)
+        return copies
+
+    def model(self, name: str, scale: config.Scale) -> Path:
+        """Install the trained zoo model ``name`` at ``scale``; returns its cache path."""
+        self._install(("model", name, scale), lambda: zoo.load(name, scale=scale,
+                                                                progress=False))
+        return zoo.cache_path(name, scale)
+
+    def adversarial_set(self, name: str, scale: config.Scale, **kwargs) -> None:
+        """Install ``advsets.load(name, scale=scale, **kwargs)``'s set (and the model)."""
+        self.model(name, scale)
+        self._install(("set", name, scale, tuple(sorted(kwargs.items()))),
+                      lambda: advsets.load(name, scale=scale, progress=False, **kwargs))
+
+    def adversarially_trained(self, settings: advtrain.AdvTrainSettings,
+                              scale: config.Scale) -> Path:
+        """Install ``advtrain.load(settings, scale=scale)``'s model; returns its cache path."""
+        self._install(("advtrain", settings, scale),
+                      lambda: advtrain.load(settings, scale=scale, progress=False))
+        return advtrain.cache_path(settings, scale)
+
+
+@pytest.fixture(scope="session")
+def tiny_zoo(tmp_path_factory) -> TinyZoo:
+    """The session's :class:`TinyZoo`; use it inside ``synthetic_mnist``."""
+    return TinyZoo(tmp_path_factory.mktemp("tiny-zoo"))
 
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """Transfer tables: error matrices, amplification, noise rows, and reuse of cached attacks."""
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -305,8 +306,22 @@ def test_transfer_curves_rejects_bad_arguments_before_any_work(monkeypatch, kwar
 
 def test_transfer_curves_is_a_registered_experiment():
     assert REGISTRY["transfer_curves"].run is transferability.transfer_curves
-    assert len(transferability.TRANSFER_C_GRID) >= 6
-    transfer.check_c_grid(transferability.TRANSFER_C_GRID)
+
+
+@pytest.mark.parametrize("name", ["TRANSFER_C_GRID", "TRANSFER_LIVE_C_GRID"])
+def test_c_grids_are_valid_and_span_the_promised_range(name):
+    """From c = 1e-3 (past every Table 1 model's minimum distortion) to c = 31.6 (too small a
+    perturbation to reach the target), evenly in log c, at least two constants a decade."""
+    grid = getattr(transferability, name)
+    assert transfer.check_c_grid(grid) == grid  # positive, finite, strictly ascending floats
+    assert grid[0] == pytest.approx(1e-3) and grid[-1] == pytest.approx(31.6, rel=1e-3)
+    steps = np.diff(np.log10(grid))
+    assert np.allclose(steps, steps[0]) and steps[0] <= 0.5
+
+
+def test_the_live_c_grid_is_finer_than_the_static_one():
+    coarse, fine = transferability.TRANSFER_C_GRID, transferability.TRANSFER_LIVE_C_GRID
+    assert np.diff(np.log10(fine)).max() < np.diff(np.log10(coarse)).min()
 
 
 def _curve_rows(source, target, d, err, noise):

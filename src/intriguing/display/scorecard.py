@@ -2,12 +2,14 @@
 beside ours, each with a verdict and, where it is not "reproduced", the reason.
 
 Why: a reader should see in one place how much of the paper this book reproduces, and why the
-rest differs. The paper's figures come from ``intriguing.paper`` (transcribed once), ours from
-``data/results/*.json`` (``intriguing.results.read``, at the configured scale); nothing else is
-typed in. The verdict rules (``TOLERANCES``) and the known causes of each difference
-(``REASONS``) are data in this module, so they are reviewed, tested and printed on the page
-exactly as they are applied. Results files that do not exist yet (a chapter still to come, or a
-build that has not run it) show as "not available yet" instead of failing the build.
+rest differs. The paper's figures come from ``experiments.paper`` (transcribed once), ours from
+``data/results/*.json`` (``plumbing.results.read``, at the configured scale); nothing else is
+typed in. Table cells are judged here by ``plumbing.verdicts.TOLERANCES``, with the known causes
+of each difference (``REASONS``) as data in this module; the claims (section "Claims") are judged
+by the experiments that wrote them (``plumbing.claims``) and read as they are. Cells that hold by
+construction (a model's error on its own adversarial examples) are shown as such and never
+counted as reproduced. Results files that do not exist yet show as "not available yet" instead
+of failing the build.
 
 References: Szegedy et al. 2014, arXiv:1312.6199, Tables 1-5 (sections 4.3, 4.4), section 3
 (Property 1), section 4.2 (adversarial training) and Fig. 7. The book shows the scorecard on its
@@ -24,12 +26,22 @@ from typing import Any
 
 from ..experiments import paper
 from ..plumbing import checks, config, results
+from ..plumbing import claims as claims_data
 from ..plumbing.verdicts import DIFFERS, REPRODUCED, TOLERANCES, UNAVAILABLE, judge
 from . import tables
 
 NOT_YET = "not available yet"
-#: Every verdict, in the order the page lists them.
-VERDICTS = (REPRODUCED, DIFFERS, UNAVAILABLE, NOT_YET)
+OPPOSITE = claims_data.OPPOSITE
+NOT_RUN = claims_data.NOT_RUN
+#: Holds whatever the networks do (e.g. a model's error on its own successful adversarial
+#: examples): shown, never counted.
+BY_CONSTRUCTION = "by construction"
+#: A measured finding of this book that the paper does not state: shown, not judged.
+FINDING = "beyond the paper"
+#: Every verdict, in the order the page lists them; ``COUNTED`` are the ones the headline counts.
+VERDICTS = (REPRODUCED, DIFFERS, OPPOSITE, NOT_RUN, UNAVAILABLE, NOT_YET, BY_CONSTRUCTION,
+            FINDING)
+COUNTED = (REPRODUCED, DIFFERS, OPPOSITE, NOT_RUN, UNAVAILABLE, NOT_YET)
 #: The sections of the scorecard, in order.
 SECTIONS = ("Table 1", "Table 2", "Table 3", "Table 4", "Table 5", "Claims")
 
@@ -143,25 +155,6 @@ REASONS: tuple[Reason, ...] = (
            when="unavailable"),
     Reason("Table 5", "torchvision's AlexNet (64-192-384-256-256 filters, one GPU) is not the "
            "paper's two-GPU network (96-256-384-384-256), so its layers and bounds differ."),
-    # Claims
-    Reason("Claims", "The book trains no dropout network: the paper gives no dropout settings.",
-           rows=("dropout_test_error",), when="unavailable"),
-    Reason("Claims", "Needs ImageNet and a trained AlexNet, which the book does not download.",
-           rows=("alexnet_ostrich_distortion",), when="unavailable"),
-    Reason("Claims", "The paper does not say which model Fig. 7's 51% belongs to or whether the "
-           "noise was clipped; ours is FC200-200-10 on noise clipped to [0,1] (realised RMS about "
-           "0.5), and our networks are more sensitive to noise than the paper's (Table 2).",
-           rows=("gaussian_stddev1_accuracy",)),
-    Reason("Claims", "Our adversarial training follows the paper's outline, but its pool size, "
-           "refresh rate and schedule are ours (the paper gives none), and its examples perturb "
-           "the input only, not every layer's output as the paper did; see the adversarial "
-           "training chapter.", rows=("advtrain_test_error",)),
-    Reason("Claims", "This row is the zoo's FC100-100-10, trained with weight decay alone; its "
-           "test error is Table 1's, which is above the paper's (see the model-zoo chapter).",
-           rows=("weight_decay_test_error",)),
-    Reason("Claims", "Across layers, k and measures, units were significantly more coherent than "
-           "random directions in some comparisons; see the random-directions chapter.",
-           rows=("units_vs_directions",)),
 )
 
 #: Replaces every reason when the results come from a scale that is not meant to match the paper.
@@ -170,35 +163,6 @@ SCALE_REASONS: dict[str, str] = {
              "code runs, not a reproduction.",
 }
 
-#: How each claim of ``paper.CLAIMS`` is found in our results: (results file, field, row match).
-#: An empty match finds the row by the paper's figure in that field (files still to come).
-CLAIM_SOURCES: dict[str, tuple[str | None, str, dict[str, str]]] = {
-    "advtrain_test_error": ("advtrain", "test_error", {}),
-    "weight_decay_test_error": ("advtrain", "test_error", {}),
-    "dropout_test_error": ("advtrain", "test_error", {}),
-    "alexnet_ostrich_distortion": (None, "distortion", {}),
-    "gaussian_stddev1_accuracy": ("noise", "accuracy",
-                                  {"model": "FC200-200-10", "input": "Gaussian noise, stddev=1"}),
-    "adversarial_accuracy": ("noise", "accuracy",
-                             {"model": "FC200-200-10", "input": "adversarial (Table 1 set)"}),
-}
-#: What each claim says, as the page prints it.
-CLAIM_LABELS: dict[str, str] = {
-    "advtrain_test_error": "FC100-100-10 with adversarial training: test error (sec. 4.2)",
-    "weight_decay_test_error": "the same network with weight decay alone: test error (sec. 4.2)",
-    "dropout_test_error": "the same network with dropout: test error (sec. 4.2)",
-    "alexnet_ostrich_distortion": "AlexNet, every image made an \"ostrich\": av. distortion "
-                                  "(Fig. 5)",
-    "gaussian_stddev1_accuracy": "accuracy on Gaussian noise of stddev 1 (Fig. 7)",
-    "adversarial_accuracy": "accuracy on the model's own adversarial set (Fig. 7)",
-    "units_vs_directions": "single units are no more coherent than random directions (sec. 3)",
-}
-#: The tolerance each claim is judged by.
-CLAIM_KINDS: dict[str, str] = {
-    "advtrain_test_error": "at_most", "weight_decay_test_error": "error",
-    "dropout_test_error": "error", "alexnet_ostrich_distortion": "distortion",
-    "gaussian_stddev1_accuracy": "accuracy", "adversarial_accuracy": "accuracy",
-}
 def results_files() -> dict[str, str]:
     """Each results file of the experiments' registry and the page that shows it."""
     from ..experiments import REGISTRY
@@ -216,11 +180,12 @@ class Entry:
             what it measures).
         paper: the paper's figure (None for a claim without a number).
         ours: our figure (None when not available).
-        kind: a key of ``TOLERANCES`` (or "count" for the Property 1 claim).
+        kind: a key of ``TOLERANCES``, or "claim" for a claim of a results file.
         verdict: one of ``VERDICTS``.
         reason: why it differs or is unavailable; a note or "" when reproduced.
         source: the results file our figure comes from ("" when none).
-        shown: (paper, ours) as printed, when not plain numbers.
+        shown: (paper, ours) as printed, when not plain numbers (a claim: the paper's
+            statement and our sentence).
     """
 
     table: str
@@ -302,7 +267,8 @@ class _Card:
 
     def add(self, table: str, row: str, column: str, paper_value: float | None, kind: str,
             source: str | None, field: str, match: dict[str, str], *,
-            by_paper: bool = False, name: str | None = None, note: str = "") -> None:
+            by_paper: bool = False, name: str | None = None, note: str = "",
+            by_construction: bool = False) -> None:
         doc = self.doc(source) if source else None
         cell = None
         if source and doc is None:
@@ -321,6 +287,8 @@ class _Card:
             reason = (f"data/results/{source}.json gives the paper's figure as {cell['paper']:g}, "
                       f"intriguing.paper as {paper_value:g}: the file is stale; rerun "
                       f"`python -m intriguing reproduce {source}`.")
+        elif by_construction and ours is not None:
+            verdict, reason = BY_CONSTRUCTION, note
         else:
             verdict = judge(ours, paper_value, kind)
             when = {DIFFERS: _direction(ours, paper_value), UNAVAILABLE: "unavailable"}.get(
@@ -339,6 +307,26 @@ class _Card:
                 reason = note
         self.entries.append(Entry(table, row, column, paper_value, ours, kind, verdict, reason,
                                   source or ""))
+
+    def add_claims(self, source: str) -> None:
+        """Every claim of results file ``source``, as its experiment judged it."""
+        doc = self.doc(source)
+        if doc is None:
+            self.entries.append(Entry("Claims", source, f"the claims of {source}.json", None,
+                                      None, "claim", NOT_YET, _missing(source, self.scale),
+                                      source))
+            return
+        for c in doc.get("claims") or []:
+            if c.get("by_construction"):
+                verdict = BY_CONSTRUCTION
+            else:
+                verdict = c["verdict"] or FINDING
+            reason = c.get("reason") or ""
+            if verdict in (DIFFERS, OPPOSITE) and doc.get("scale") in SCALE_REASONS:
+                reason = f"{SCALE_REASONS[doc['scale']]} {reason}".strip()
+            self.entries.append(Entry(
+                "Claims", c["id"], c["paper"] or "", None, None, "claim", verdict, reason,
+                source, shown=(c["paper"] or "(not in the paper)", c["sentence"])))
 
 
 def build(scale: str | config.Scale | None = None, *,
@@ -361,10 +349,8 @@ def build(scale: str | config.Scale | None = None, *,
                      {"model": model})
     for row, cells in paper.TABLE2.items():
         for col, value in cells.items():
-            note = "100% by construction: each model on its own successful examples." \
-                if row == col else ""
             card.add("Table 2", row, col, value, "transfer", "table2", "error",
-                     {"source": row, "target": col}, note=note)
+                     {"source": row, "target": col}, note=_OWN, by_construction=row == col)
         card.add("Table 2", row, "av. distortion", paper.TABLE2_DISTORTION[row], "distortion",
                  "table2", "distortion", {"source": row})
     for model, ref in paper.TABLE3.items():
@@ -375,52 +361,18 @@ def build(scale: str | config.Scale | None = None, *,
             card.add("Table 3", model, col, ref[field], kind, "table3", field, {"model": model})
     for row, cells in paper.TABLE4.items():
         for col, value in cells.items():
-            note = ("100% by construction: each model on its own successful examples."
-                    if row == f"Distorted for {col}" else "")
             card.add("Table 4", row, col, value, "transfer", "table4", "error",
-                     {"source": row, "target": col}, note=note)
+                     {"source": row, "target": col}, note=_OWN,
+                     by_construction=row == f"Distorted for {col}")
     for ref in paper.TABLE5:  # AlexNet's rows: the paper's layer name and figure beside ours
         card.add("Table 5", str(ref["layer"]), "upper bound", float(ref["bound"]), "bound",
                  "table5", "bound", {}, by_paper=True, name=str(ref["layer"]))
-    for key, value in paper.CLAIMS.items():
-        source, field, match = CLAIM_SOURCES.get(key, (None, "", {}))
-        card.add("Claims", key, CLAIM_LABELS.get(key, key), value, CLAIM_KINDS.get(key, "error"),
-                 source, field, match, by_paper=not match)
-    card.entries.append(_units_claim(card))
+    for name in results_files():
+        card.add_claims(name)
     return card.entries
 
 
-def _units_claim(card: _Card) -> Entry:
-    """Property 1 (section 3): units are no more coherent than random directions.
-
-    Reproduced when no (layer, k, measure) comparison finds units significantly (two-sided
-    Mann-Whitney U test at 5%) more coherent than random directions. The paper judged by eye, so
-    it has no number; ours is the count of comparisons.
-    """
-    from ..engine.units import DIFFERENCE
-
-    key, label = "units_vs_directions", CLAIM_LABELS["units_vs_directions"]
-    doc = card.doc("units")
-    if doc is None:
-        return Entry("Claims", key, label, None, None, "count", NOT_YET,
-                     _missing("units", card.scale), "units")
-    diffs = [r for r in doc["rows"] if r.get("group") == DIFFERENCE]
-    sig = [r for r in diffs if r["p_vs_directions"]["ours"] is not None
-           and r["p_vs_directions"]["ours"] < 0.05]
-    better = sum(r["mean"]["ours"] > 0 for r in sig)
-    shown = ("no more coherent (judged by eye)",
-             f"units better in {better}, directions better in {len(sig) - better}, "
-             f"no difference in {len(diffs) - len(sig)} of {len(diffs)} comparisons")
-    if not diffs:
-        return Entry("Claims", key, label, None, None, "count", UNAVAILABLE,
-                     "units.json holds no comparison of units with directions.", "units")
-    verdict = REPRODUCED if better == 0 else DIFFERS
-    reason = ""
-    if verdict == DIFFERS:
-        reason = SCALE_REASONS.get(doc.get("scale", ""), "") or reason_for(
-            "Claims", key, label, None, card.reasons)
-    return Entry("Claims", key, label, None, float(better), "count", verdict, reason, "units",
-                 shown=shown)
+_OWN = "Each model on its own successful adversarial examples: 100% whatever the network does."
 
 
 def counts(entries: Sequence[Entry]) -> dict[str, Counter]:
@@ -432,15 +384,25 @@ def counts(entries: Sequence[Entry]) -> dict[str, Counter]:
     return out
 
 
+def headline(entries: Sequence[Entry], scale: str | config.Scale | None = None) -> str:
+    """The page's headline as one sentence: the counted verdicts, and what is not counted."""
+    c = counts(entries)["all"]
+    counted = sum(c[v] for v in COUNTED)
+    parts = [f"{v}, {c[v]}" for v in COUNTED if c[v]]
+    return (f"At {config.get_scale(scale).name} scale, of the {counted} figures and claims of "
+            f"the paper that are judged: {'; '.join(parts)}. Not counted: {c[BY_CONSTRUCTION]} "
+            f"that hold by construction, and {c[FINDING]} findings of this book beyond the "
+            f"paper.")
+
+
 def _show(value: float | None, kind: str) -> str:
-    if kind == "count":
-        return "—" if value is None else f"{value:g}"
+    if value is None:
+        return "—"
     return tables.fmt(value, "percent" if kind in _PERCENT_KINDS else "float")
 
 
 def _badge(verdict: str) -> str:
-    cls = {REPRODUCED: "reproduced", DIFFERS: "differs", UNAVAILABLE: "unavailable",
-           NOT_YET: "not-yet"}[verdict]
+    cls = verdict.replace(" ", "-")
     return f'<span class="verdict verdict-{cls}">{html.escape(verdict)}</span>'
 
 
@@ -451,12 +413,12 @@ def to_html(entries: Sequence[Entry], table: str) -> str:
         ValueError: ``table`` is not one of ``SECTIONS``.
     """
     checks.one_of("table", table, SECTIONS)
-    claims = table == "Claims"  # a claim is one sentence, not a row and a column
-    heads = ("claim",) if claims else ("row", "column")
+    claims = table == "Claims"  # a claim is two sentences, not a row and a column
+    heads = ("source", "claim") if claims else ("row", "column")
     head = "".join(f"<th>{h}</th>" for h in (*heads, "paper", "ours", "verdict", "reason or note"))
     body = []
     for e in (e for e in entries if e.table == table):
-        place = (e.column,) if claims else (e.row, e.column)
+        place = (f"{e.source}.json", e.row) if claims else (e.row, e.column)
         p, o = e.shown or (_show(e.paper, e.kind), _show(e.ours, e.kind))
         body.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in place)
                     + f"<td>{html.escape(p)}</td><td><b>{html.escape(o)}</b></td>"
@@ -467,10 +429,11 @@ def to_html(entries: Sequence[Entry], table: str) -> str:
 
 
 def summary_html(entries: Sequence[Entry]) -> str:
-    """Verdict counts per section as an HTML table."""
+    """Verdict counts per section as an HTML table; "judged" counts only ``COUNTED`` verdicts."""
     c = counts(entries)
-    rows = [[s, *(c[s][v] for v in VERDICTS), sum(c[s].values())] for s in (*SECTIONS, "all")]
-    return tables.html_table(["section", *VERDICTS, "figures"], rows)
+    rows = [[s, *(c[s][v] for v in VERDICTS), sum(c[s][v] for v in COUNTED)]
+            for s in (*SECTIONS, "all")]
+    return tables.html_table(["section", *VERDICTS, "judged"], rows)
 
 
 def rules_html() -> str:
@@ -506,5 +469,5 @@ def inventory_html(scale: str | config.Scale | None = None) -> str:
                          f["device"], f["commit"]])
         else:
             rows.append([f"{f['name']}.json", f["chapter"], NOT_YET, "—", "—", "—"])
-    return tables.html_table(["file", "made by the chapter", "rows", "seconds", "device",
+    return tables.html_table(["file", "shown by", "rows", "seconds", "device",
                               "commit"], rows)

@@ -6,6 +6,9 @@ doing it once and caching the set (keyed like the model cache: the model's cache
 split and size, the target seed and the attack's settings) keeps every chapter fast and makes
 all of them use the same examples.
 
+The attack viewers' frames (``viewer_frames``) are computed and cached by ``engine.frames``; the
+name is re-exported here for the chapters that call ``advsets.viewer_frames``.
+
 Targets are drawn uniformly among the nine labels other than the true one, from a fixed seed:
 the paper does not say how it chose its target labels (section 4.1).
 
@@ -15,7 +18,6 @@ References: Szegedy et al. 2014, arXiv:1312.6199, sections 4.1 and 4.3.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -23,6 +25,7 @@ import torch
 
 from ..plumbing import cache, checks, config
 from . import attacks, data, zoo
+from .frames import viewer_frames as viewer_frames
 
 CACHE_VERSION = 1
 TARGET_SEED = 0
@@ -164,53 +167,3 @@ def _attacked_set(model: str, c: float | None, split: str | None, limit: int | N
     x, y = data.load_mnist(split, limit=limit)
     return _cached(_path(model, split, sc, key, c), key, x, y,
                    lambda: _attack(model, split, x, y, sc, settings, seed, c, device, progress))
-
-
-def viewer_frames(
-    source: str,
-    *,
-    models: list[str] | None = None,
-    n_images: int = 3,
-    c_grid: tuple[float, ...],
-    scale: str | config.Scale | None = None,
-    settings: attacks.LBFGSSettings | None = None,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-):
-    """Frames of the attack viewer (every target x every c for a few test images), cached.
-
-    Args:
-        source: the attacked zoo model.
-        models: the models whose answers each frame shows (default: just ``source``); the
-            source is always first.
-        n_images: the first ``n_images`` test images.
-        c_grid: ascending constants, one fixed-c solve each.
-        scale, settings, device, progress: as in ``load``.
-
-    Returns:
-        ``widgets.AttackFrames``.
-    """
-    from ..display import widgets
-
-    sc = config.get_scale(scale)
-    settings = settings or attacks.LBFGSSettings()
-    models = [source] + [m for m in (models or []) if m != source]
-    payload = {"models": [zoo.cache_key(zoo.spec(m), sc) for m in models], "n": n_images,
-               "c_grid": list(c_grid), "settings": settings.as_dict(), "version": CACHE_VERSION}
-    key = cache.key(payload)
-    slug = zoo.cache_path(source, sc).name.rsplit("-", 1)[0]
-    path = config.adversarial_dir() / f"frames-{slug}-{len(models)}-{key}.npz"
-    if path.exists():
-        try:
-            return widgets.AttackFrames.load(path)
-        except Exception as exc:  # unreadable: recompute
-            warnings.warn(f"viewer frames {path} are corrupted ({exc}); recomputing", stacklevel=2)
-    nets = [zoo.load(m, scale=sc, device=device, progress=progress) for m in models]
-    x, y = data.load_mnist("test", limit=n_images)
-
-    def attack(model, images, targets, *, c):
-        return attacks.lbfgs(model, images, targets, c=c, settings=settings, device=device)
-
-    frames = widgets.precompute_frames(nets, models, x, y, c_grid, list(range(10)), attack)
-    frames.save(path)
-    return frames

@@ -537,6 +537,25 @@ def product_bound(bounds: Sequence[LayerBound], *, upto: str | None = None) -> f
     return total
 
 
+def hidden_product_bound(bounds: Sequence[LayerBound]) -> float | None:
+    """The product bound up to the last hidden nonlinearity (sigmoid or ReLU), inclusive.
+
+    Why: it separates what the hidden layers can stretch from the output layer's own norm.
+    Returns None for a network without a hidden nonlinearity (the linear FC10 models).
+    """
+    hidden = [b.name for b in bounds if b.kind in ("sigmoid", "relu")]
+    return product_bound(bounds, upto=hidden[-1]) if hidden else None
+
+
+def product_bound_pooling_as_paper(bounds: Sequence[LayerBound]) -> float:
+    """The product bound with every max-pooling layer counted as 1, as the paper's Table 5 does.
+
+    Overlapping windows make max-pooling's constant larger than 1 (``maxpool_bound``); dividing
+    ``product_bound`` by it shows what the paper's convention gives for the same layers.
+    """
+    return product_bound(bounds) / math.prod(b.bound for b in bounds if b.kind == "maxpool")
+
+
 def paper_names(bounds: Sequence[LayerBound]) -> dict[str, str]:
     """Table 5's names for the weight layers: the i-th convolution "Conv. i", linear "FC. i"."""
     names, counts = {}, {"conv": 0, "linear": 0}
@@ -612,6 +631,54 @@ def certified_radius(model: nn.Module, x: torch.Tensor, lipschitz: float) -> tor
     with torch.no_grad():
         top = model(x).flatten(1).double().topk(2, dim=1).values
     return (top[:, 0] - top[:, 1]) / (math.sqrt(2) * lipschitz)
+
+
+def network_measurements(model: nn.Module, lipschitz: float, x: torch.Tensor,
+                         attacked: torch.Tensor, adversarial: torch.Tensor,
+                         success: torch.Tensor) -> dict[str, float | int | None]:
+    """What a network really does beside its product bound L, as plain numbers.
+
+    Why: the bound is a worst case over every input and direction; these measurements say how
+    much the trained network stretches perturbations on real images and at its adversarial
+    examples, and how far the radius L certifies is from the perturbations an attack needs.
+
+    Args:
+        model: in eval mode, on the CPU with the images.
+        lipschitz: the network's product bound L (``product_bound``).
+        x: ``(N, ...)`` images for the local constants (the test images).
+        attacked: ``(M, ...)`` the images an attack was run on.
+        adversarial: ``(M, ...)`` its results.
+        success: ``(M,)`` bool, where the attack reached its target.
+
+    Returns:
+        ``local_median``, ``local_max`` (``jacobian_norms`` over ``x``),
+        ``adversarial_ratio_median``, ``adversarial_ratio_max`` (``perturbation_ratios`` at the
+        successful examples; None without any), ``bound_over_local_max`` (L over the largest
+        local constant), ``certified_radius_median`` (``certified_radius`` over all attacked
+        images), ``attack_norm_median`` (L2 norm of the successful perturbations; None without
+        any), ``n_local`` and ``n_adversarial`` (successful examples with a nonzero
+        perturbation).
+
+    References: Szegedy et al. 2014, arXiv:1312.6199, section 4.3; the chapter "Spectral
+    analysis of instability", section "Measured against the bound".
+    """
+    if attacked.shape != adversarial.shape or success.shape != attacked.shape[:1]:
+        raise ValueError(f"attacked, adversarial and success must describe one set of images, "
+                         f"got shapes {tuple(attacked.shape)}, {tuple(adversarial.shape)} and "
+                         f"{tuple(success.shape)}")
+    local = jacobian_norms(model, x)
+    x0, xa = attacked[success], adversarial[success]
+    ratio = perturbation_ratios(model, x0, xa)
+    ratio = ratio[~ratio.isnan()]
+    found = (xa - x0).flatten(1).norm(dim=1)
+    radius = certified_radius(model, attacked, lipschitz)
+    return {"local_median": local.median().item(), "local_max": local.max().item(),
+            "adversarial_ratio_median": ratio.median().item() if len(ratio) else None,
+            "adversarial_ratio_max": ratio.max().item() if len(ratio) else None,
+            "bound_over_local_max": lipschitz / local.max().item(),
+            "certified_radius_median": radius.median().item(),
+            "attack_norm_median": found.median().item() if len(found) else None,
+            "n_local": len(x), "n_adversarial": len(ratio)}
 
 
 # --------------------------------------------------------------------------------------------

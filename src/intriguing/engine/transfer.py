@@ -413,12 +413,13 @@ def mean_transfer_at(doc: Mapping, source: str, distortion: float,
     return None if any(r is None for r in rates) else float(np.mean(rates))
 
 
-def curve_summary(doc: Mapping, table2: Mapping) -> dict[str, float | int | str | None]:
+def curve_summary(doc: Mapping, table2: Mapping | None) -> dict[str, float | int | str | None]:
     """The figures the chapter quotes about the transfer curves, from the two results files.
 
     Args:
         doc: ``transfer_curves.json``.
-        table2: ``table2.json`` at the same scale.
+        table2: ``table2.json`` at the same scale (or any mapping whose ``rows`` hold its cells
+            and distortion rows); None: the figures that compare with it are None.
 
     Returns:
         The experiment: ``n``, ``n_c``, ``c_min``, ``c_max``.
@@ -450,18 +451,32 @@ def curve_summary(doc: Mapping, table2: Mapping) -> dict[str, float | int | str 
         vals = [mean_transfer_at(doc, s, d, field=field) for s in sources]
         return None if any(v is None for v in vals) else float(np.mean(vals))
 
+    at = {s: mean_transfer_at(doc, s, d_common) for s in sources}
+    by_common = sorted(sources, key=lambda s: -at[s])
+    at_paper = [r for r in doc["rows"] if r.get("c") == "at the paper's distortion"
+                and r["source"] != r["target"] and r["error"]["ours"] is not None]
+    out: dict[str, float | int | str | None] = {
+        "n": int(doc["settings"]["n"]), "n_c": len(grid), "c_min": min(grid), "c_max": max(grid),
+        "d_common": d_common, "adv_common": mean_at(d_common),
+        "noise_common": mean_at(d_common, "noise_error"), "adv_half": mean_at(d_common / 2),
+        "best": by_common[0], "best_common": at[by_common[0]],
+        "paper_k": len(at_paper),
+        "paper_ours": float(np.mean([r["error"]["ours"] for r in at_paper])) if at_paper else None,
+        "paper_paper": (float(np.mean([r["error"]["paper"] for r in at_paper])) if at_paper
+                        else None)}
+    keys = ("t2_top", "t2_top_ours", "t2_top_paper", "top_common", "top_rank", "best_t2",
+            "order", "t2_gap", "t2_gap_size", "t2_gap_side", "t2_top_dist", "t2_other_dist")
+    if table2 is None:
+        return {**out, **dict.fromkeys(keys)}
+
     def t2_cell(s: str, t: str, which: str) -> float:
         return next(r["error"][which] for r in table2["rows"]
                     if r.get("source") == s and r.get("target") == t and "error" in r)
 
-    at = {s: mean_transfer_at(doc, s, d_common) for s in sources}
     t2_ours = {s: float(np.mean([t2_cell(s, t, "ours") for t in off[s]])) for s in sources}
     t2_paper = {s: float(np.mean([t2_cell(s, t, "paper") for t in off[s]])) for s in sources}
     top = max(t2_ours, key=t2_ours.__getitem__)
-    by_common = sorted(sources, key=lambda s: -at[s])
     by_t2 = sorted(sources, key=lambda s: -t2_ours[s])
-    at_paper = [r for r in doc["rows"] if r.get("c") == "at the paper's distortion"
-                and r["source"] != r["target"] and r["error"]["ours"] is not None]
     t2_dist = {r["source"]: r["distortion"]["ours"] for r in table2["rows"]
                if "distortion" in r and "target" not in r}
     gaps = []
@@ -472,17 +487,11 @@ def curve_summary(doc: Mapping, table2: Mapping) -> dict[str, float | int | str 
             if v is not None:
                 gaps.append(v - t2_cell(s, t, "ours"))
     return {
-        "n": int(doc["settings"]["n"]), "n_c": len(grid), "c_min": min(grid), "c_max": max(grid),
-        "d_common": d_common, "adv_common": mean_at(d_common),
-        "noise_common": mean_at(d_common, "noise_error"), "adv_half": mean_at(d_common / 2),
+        **out,
         "t2_top": top, "t2_top_ours": t2_ours[top], "t2_top_paper": t2_paper[top],
         "top_common": at[top], "top_rank": by_common.index(top) + 1,
-        "best": by_common[0], "best_common": at[by_common[0]], "best_t2": t2_ours[by_common[0]],
+        "best_t2": t2_ours[by_common[0]],
         "order": "the same order as" if by_common == by_t2 else "a different order from",
-        "paper_k": len(at_paper),
-        "paper_ours": float(np.mean([r["error"]["ours"] for r in at_paper])) if at_paper else None,
-        "paper_paper": (float(np.mean([r["error"]["paper"] for r in at_paper])) if at_paper
-                        else None),
         "t2_gap": float(np.mean(gaps)) if gaps else None,
         "t2_gap_size": float(abs(np.mean(gaps))) if gaps else None,
         "t2_gap_side": "below" if gaps and np.mean(gaps) > 0 else "above",

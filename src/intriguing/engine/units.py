@@ -14,8 +14,9 @@ The paper judges coherence by eye. This module makes it a measurement:
   of k images (the floor), with bootstrap confidence intervals and a Mann-Whitney U test of
   units against directions.
 
-The chapters "Semantic units" and "Random directions" show the results; ``reproduce.units``
-writes them to ``data/results/units.json``.
+The experiment ``experiments.coherence.units`` writes the comparison to
+``data/results/units.json``; the chapters "Semantic units" and "Random directions" show it, and
+``display.unit_viewers`` draws the top-k sets ``strip_sets`` and ``Ranker`` compute.
 
 References: Szegedy et al. 2014, "Intriguing properties of neural networks", arXiv:1312.6199,
 section 3 (Figures 1-2 on MNIST).
@@ -23,8 +24,6 @@ section 3 (Figures 1-2 on MNIST).
 
 from __future__ import annotations
 
-import html
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -248,29 +247,74 @@ def mean_pairwise_cosine(reps: torch.Tensor, indices: torch.Tensor) -> np.ndarra
 # Statistics
 
 
-def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 2000, seed: int = 0,
-                 level: float = 0.95) -> tuple[float, float, float]:
-    """Mean of ``values`` and its percentile-bootstrap confidence interval (numpy, seeded)."""
+def _finite_1d(name: str, values: np.ndarray) -> np.ndarray:
     x = np.asarray(values, dtype=np.float64)
     if x.ndim != 1 or len(x) == 0 or not np.all(np.isfinite(x)):
-        raise ValueError("values must be a non-empty 1-d array of finite numbers")
+        raise ValueError(f"{name} must be a non-empty 1-d array of finite numbers")
+    return x
+
+
+def _percentile_interval(data: tuple[np.ndarray, ...], statistic: Any, *, n_resamples: int,
+                         seed: int, level: float) -> tuple[float, float]:
+    """``scipy.stats.bootstrap``'s percentile interval, seeded; a sample of one is its own."""
+    checks.positive_int("n_resamples", n_resamples)
+    if not 0 < level < 1:
+        raise ValueError(f"level must be in (0, 1), got {level}")
     rng = np.random.default_rng(checks.non_negative_int("seed", seed))
-    means = x[rng.integers(0, len(x), size=(n_resamples, len(x)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(means, [alpha, 1 - alpha])
-    return float(x.mean()), float(lo), float(hi)
+    if min(len(d) for d in data) < 2:  # scipy needs two observations; one has no spread
+        point = float(statistic(*data, axis=-1))
+        return point, point
+    res = stats.bootstrap(data, statistic, n_resamples=n_resamples, confidence_level=level,
+                          method="percentile", vectorized=True, rng=rng)
+    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+
+
+def _mean(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(x, axis=axis)
+
+
+def _mean_difference(a: np.ndarray, b: np.ndarray, axis: int = -1) -> np.ndarray:
+    return np.mean(a, axis=axis) - np.mean(b, axis=axis)
+
+
+def bootstrap_ci(values: np.ndarray, *, n_resamples: int = 2000, seed: int = 0,
+                 level: float = 0.95) -> tuple[float, float, float]:
+    """Mean of ``values`` and its percentile-bootstrap confidence interval.
+
+    ``scipy.stats.bootstrap`` with ``method="percentile"`` and a generator seeded by ``seed``,
+    so the same call gives the same interval. The percentile method rather than scipy's default
+    BCa: coherence scores are discrete (label purity takes k + 1 values) and a group can score
+    the same on every set, where BCa's acceleration is undefined and the percentile interval is
+    simply that value.
+
+    Args:
+        values: ``(n,)`` finite scores, n >= 1 (a single score is its own interval).
+        n_resamples: bootstrap resamples.
+        seed: seeds the resampling.
+        level: confidence level, in (0, 1).
+
+    Returns:
+        ``(mean, low, high)``.
+    """
+    x = _finite_1d("values", values)
+    lo, hi = _percentile_interval((x,), _mean, n_resamples=n_resamples, seed=seed, level=level)
+    return float(x.mean()), lo, hi
 
 
 def bootstrap_difference(a: np.ndarray, b: np.ndarray, *, n_resamples: int = 2000,
                          seed: int = 0, level: float = 0.95) -> tuple[float, float, float]:
-    """mean(a) - mean(b) and its bootstrap interval (each sample resampled on its own)."""
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    rng = np.random.default_rng(checks.non_negative_int("seed", seed))
-    da = a[rng.integers(0, len(a), size=(n_resamples, len(a)))].mean(axis=1)
-    db = b[rng.integers(0, len(b), size=(n_resamples, len(b)))].mean(axis=1)
-    alpha = (1 - level) / 2
-    lo, hi = np.quantile(da - db, [alpha, 1 - alpha])
-    return float(a.mean() - b.mean()), float(lo), float(hi)
+    """mean(a) - mean(b) and its percentile-bootstrap interval, each sample resampled on its own.
+
+    ``scipy.stats.bootstrap`` over the two independent samples (``paired=False``), seeded as
+    ``bootstrap_ci``.
+
+    Returns:
+        ``(difference, low, high)``.
+    """
+    a, b = _finite_1d("a", a), _finite_1d("b", b)
+    lo, hi = _percentile_interval((a, b), _mean_difference, n_resamples=n_resamples, seed=seed,
+                                  level=level)
+    return float(a.mean() - b.mean()), lo, hi
 
 
 def mann_whitney_p(a: np.ndarray, b: np.ndarray) -> float:
@@ -390,171 +434,84 @@ def compare(acts: torch.Tensor, labels: torch.Tensor, reps: torch.Tensor, *,
 
 
 # --------------------------------------------------------------------------------------------
-# Viewer: top-k strips for units and random directions, no kernel needed
+# What the viewers show: top-k sets of units and random directions (display.unit_viewers draws)
 
 
-def strip_png(images: torch.Tensor | np.ndarray, *, gap: int = 2) -> bytes:
-    """A row of 28x28 images as one grey-scale PNG (white gaps between them).
+def live_units(acts: torch.Tensor) -> torch.Tensor:
+    """Indices of the units that are not constant on every image, int64 ``(U,)``, ascending.
 
-    Args:
-        images: ``(k, 1, 28, 28)`` or ``(k, 28, 28)`` in [0,1].
-        gap: pixels between images.
-
-    Returns:
-        PNG bytes of a ``28 x (28k + gap(k-1))`` image.
+    A constant unit (a dead ReLU, zero everywhere) has no images that maximise it, only ties.
     """
-    from PIL import Image
-
-    arr = images.detach().cpu().numpy() if isinstance(images, torch.Tensor) else np.asarray(images)
-    arr = arr[:, 0] if arr.ndim == 4 else arr
-    if arr.ndim != 3 or len(arr) == 0:
-        raise ValueError(f"images must have shape (k, 1, H, W) or (k, H, W), got {arr.shape}")
-    h, w = arr.shape[1:]
-    canvas = np.full((h, len(arr) * (w + gap) - gap), 255, dtype=np.uint8)
-    for j, img in enumerate(arr):
-        canvas[:, j * (w + gap): j * (w + gap) + w] = np.rint(np.clip(img, 0, 1) * 255)
-    buf = io.BytesIO()
-    Image.fromarray(canvas, mode="L").save(buf, format="PNG", optimize=True)
-    return buf.getvalue()
+    acts = _finite_2d("acts", acts)
+    return torch.nonzero(acts.max(0).values > acts.min(0).values).flatten()
 
 
-def strip_alt(name: str, labels: Sequence[int]) -> str:
-    """A strip in words (its image's tooltip and accessible description)."""
-    labs = [int(v) for v in labels]
-    return (f"The {len(labs)} test images that excite {name} most, left to right; their true "
-            f"labels are {' '.join(map(str, labs))}")
-
-
-def caption_html(name: str, labels: Sequence[int]) -> str:
-    """The caption under a strip: which direction, the true labels, their purity."""
-    labs = [int(v) for v in labels]
-    purity = max(labs.count(v) for v in set(labs)) / len(labs)
-    return (f'<div style="font-size:0.8rem">{html.escape(name)} &middot; true labels '
-            f"{' '.join(map(str, labs))} &middot; label purity {purity:.2f}</div>")
-
-
-def viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
-           n: int = 16, ks: Sequence[int] = (8, 16, 32), seed: int = 0,
-           unit_ids: Sequence[int] | None = None, display_scale: int = 2) -> Any:
-    """A no-kernel viewer of top-k strips: natural units or random directions, index and k.
-
-    Every frame is a precomputed PNG strip in nested ``widgets.Stack``s (basis -> index -> k);
-    a ToggleButtons control and two SelectionSliders drive the Stacks' indices by
-    ``widgets.jslink`` only, so the rendered book switches frames in the browser.
+def strip_sets(acts: torch.Tensor, *, n: int = 16, k: int = 32, seed: int = 0,
+               unit_ids: Sequence[int] | None = None) -> dict[str, list[tuple[str, np.ndarray]]]:
+    """The top-k sets a static viewer shows: ``n`` units and ``n`` random directions.
 
     Args:
-        images: ``(N, 1, 28, 28)`` the held-out set I.
-        labels: ``(N,)`` its true labels.
         acts: ``(N, D)`` activations of the probed layer.
         n: how many units and random directions (``random_directions(D, n, seed)``).
-        ks: the k the slider offers.
+        k: images per set, best first (a viewer shows any prefix of it).
         seed: the directions' seed.
-        unit_ids: the units to show (default: the first ``n`` that are not constant on I).
-        display_scale: the browser shows strips this many times larger (pixelated).
+        unit_ids: the units to show (default: the first ``n`` of ``live_units(acts)``).
 
     Returns:
-        A ``widgets.VBox``; its attribute ``links`` holds the jslinks.
+        ``{"unit": [(name, indices (k,)), ...], "random direction": [...]}``, names such as
+        "unit 3" and "random direction 0".
+
+    Raises:
+        ValueError: ``unit_ids`` names a unit outside the layer, or there is none to show.
     """
-    import ipywidgets as widgets
-    from ipywidgets.widgets.widget_string import HTMLStyle
-
-    from ..display.widgets import img_html, linked_stacks
-
     acts = _finite_2d("acts", acts)
     dim = acts.shape[1]
-    live = torch.nonzero(acts.max(0).values > acts.min(0).values).flatten()
-    shown = (live if unit_ids is None else torch.as_tensor(list(unit_ids)).long())[:n]
+    checks.positive_int("n", n)
+    shown = (live_units(acts) if unit_ids is None else torch.as_tensor(list(unit_ids)).long())[:n]
     if len(shown) == 0 or shown.min() < 0 or shown.max() >= dim:
         raise ValueError(f"unit_ids must name units in 0..{dim - 1}, got {shown.tolist()}")
     n = len(shown)
-    bases = {"unit": torch.eye(dim)[shown], "random direction": random_directions(dim, n, seed)}
-    names = {"unit": [f"unit {int(u)}" for u in shown],
-             "random direction": [f"random direction {i}" for i in range(n)]}
-    kmax = max(ks)
-    frames = []
-    style = HTMLStyle()  # one style model for every strip and caption
-    for name, v in bases.items():
-        order = top_k(acts, v, kmax)  # (n, kmax)
-        per_index = []
-        for i in range(n):
-            per_k = []
-            for k in ks:
-                idx = order[i, :k]
-                img = widgets.HTML(img_html(
-                    strip_png(images[idx]), strip_alt(names[name][i], labels[idx].tolist()),
-                    k * 30 * display_scale, 28 * display_scale), style=style)
-                per_k.append(widgets.VBox([img, widgets.HTML(
-                    caption_html(names[name][i], labels[idx].tolist()), style=style)]))
-            per_index.append(per_k)
-        frames.append(per_index)
-    basis = widgets.ToggleButtons(options=[(b, j) for j, b in enumerate(bases)], index=0,
-                                  description="basis")
-    index = widgets.SelectionSlider(options=[(str(i), i) for i in range(n)], index=0,
-                                    description="index")
-    kslider = widgets.SelectionSlider(options=[(str(k), j) for j, k in enumerate(ks)], index=0,
-                                      description="k")
-    outer, links = linked_stacks(frames, [basis, index, kslider], [0, 0, 0])
-    style = widgets.HTML("<style>.intriguing-units img.pixelated "
-                         "{ image-rendering: pixelated; }</style>")
-    box = widgets.VBox([widgets.HBox([basis]), widgets.HBox([index, kslider]), style, outer])
-    box.add_class("intriguing-units")
-    box.links = links
-    return box
+    dirs = random_directions(dim, n, seed)
+    unit_top = top_k(acts, torch.eye(dim)[shown], k).numpy()
+    dir_top = top_k(acts, dirs, k).numpy()
+    return {"unit": [(f"unit {int(u)}", unit_top[i]) for i, u in enumerate(shown)],
+            "random direction": [(f"random direction {i}", dir_top[i]) for i in range(n)]}
 
 
-def live_viewer(images: torch.Tensor, labels: torch.Tensor, acts: torch.Tensor, *,
-                ks: Sequence[int] = (8, 16, 32, 64), display_scale: int = 2) -> Any:
-    """The top-k viewer live in Jupyter: any unit, any direction seed, any k of ``ks``.
+@dataclass(frozen=True, eq=False)
+class Ranker:
+    """Top-k sets on demand, for a live viewer: any unit, any random direction's seed, any k.
 
-    The static ``viewer`` holds a few precomputed frames for the rendered book; this one
-    recomputes the strip on every move (one ``(N, D) @ (D,)`` product and a sort), so a student
-    can try every unit of the layer and as many random directions as they like.
+    ``Ranker(acts)("unit", 3, 16)`` is ``("unit 3", top_k(acts, e_3, 16))``;
+    ``Ranker(acts)("random direction", 7, 16)`` ranks by ``random_directions(D, 1, seed=7)``.
+    One ``(N, D) @ (D,)`` product and a sort per call.
 
-    Args:
-        images: ``(N, 1, 28, 28)`` the held-out set I.
-        labels: ``(N,)`` its true labels.
+    Attributes:
         acts: ``(N, D)`` activations of the probed layer.
-        ks: the k the slider offers.
-        display_scale: the browser shows strips this many times larger (pixelated).
-
-    Returns:
-        A ``widgets.VBox``; ``box.render(basis, index, k)`` draws a frame (also called on moves).
     """
-    import ipywidgets as widgets
 
-    from ..display.widgets import img_html
+    acts: torch.Tensor
+    BASES = ("unit", "random direction")
 
-    acts = _finite_2d("acts", acts)
-    dim = acts.shape[1]
-    ks = [int(k) for k in ks]
-    if not ks or min(ks) <= 0 or max(ks) > len(acts):
-        raise ValueError(f"ks must hold k in 1..{len(acts)}, got {ks}")
-    basis = widgets.ToggleButtons(options=["unit", "random direction"], description="basis")
-    index = widgets.IntSlider(value=0, min=0, max=dim - 1, description="unit / seed",
-                              continuous_update=False)
-    kslider = widgets.SelectionSlider(options=ks, value=ks[0], description="k")
-    image = widgets.HTML()
-    caption = widgets.HTML()
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "acts", _finite_2d("acts", self.acts))
 
-    def render(which: str, i: int, k: int) -> None:
-        v = unit_direction(dim, i) if which == "unit" else random_directions(dim, 1, seed=i)[0]
-        idx = top_k(acts, v, k)
-        name = f"unit {i}" if which == "unit" else f"random direction (seed {i})"
-        image.value = img_html(strip_png(images[idx]), strip_alt(name, labels[idx].tolist()),
-                               k * 30 * display_scale, 28 * display_scale)
-        caption.value = caption_html(name, labels[idx].tolist())
+    @property
+    def n_units(self) -> int:
+        """D, the layer's number of units."""
+        return int(self.acts.shape[1])
 
-    def on_change(_: Any = None) -> None:
-        index.max = dim - 1 if basis.value == "unit" else 10_000
-        render(basis.value, index.value, kslider.value)
+    @property
+    def n_images(self) -> int:
+        """N, the number of images ranked."""
+        return int(self.acts.shape[0])
 
-    for control in (basis, index, kslider):
-        control.observe(on_change, names="value")
-    on_change()
-    style = widgets.HTML("<style>.intriguing-units img.pixelated "
-                         "{ image-rendering: pixelated; }</style>")
-    box = widgets.VBox([basis, widgets.HBox([index, kslider]), style, image, caption])
-    box.add_class("intriguing-units")
-    box.render = render
-    box.controls = (basis, index, kslider)
-    return box
+    def __call__(self, basis: str, index: int, k: int) -> tuple[str, np.ndarray]:
+        """``(name, indices (k,))`` of unit ``index`` or of the random direction seeded ``index``."""
+        checks.one_of("basis", basis, self.BASES)
+        if basis == "unit":
+            v, name = unit_direction(self.n_units, index), f"unit {index}"
+        else:
+            v = random_directions(self.n_units, 1, seed=index)[0]
+            name = f"random direction (seed {index})"
+        return name, top_k(self.acts, v, k).numpy()

@@ -10,13 +10,20 @@ from __future__ import annotations
 from typing import Any
 
 from ..plumbing import checks, files, results
-from . import adversarial_training, blind_spots, coherence, spectral_analysis, transferability
+from . import (
+    adversarial_training,
+    blind_spots,
+    coherence,
+    spectral_analysis,
+    transferability,
+    viewers,
+)
 from .registry import Experiment
 
 #: Every experiment by results-file name, in the order the scorecard lists them.
 REGISTRY: dict[str, Experiment] = {
     e.name: e for module in (blind_spots, coherence, transferability, spectral_analysis,
-                             adversarial_training)
+                             adversarial_training, viewers)
     for e in module.EXPERIMENTS}
 
 

@@ -51,8 +51,10 @@ def table2(scale: str | config.Scale | None = None, *, seed: int = 0,
     stddev 0.1 and 0.3 (clipped to [0,1], seeded); columns the six models; each cell the error
     rate against the TRUE label (``transfer.error_matrix``). The diagonal is measured like any
     other cell. Distortion rows give each row's average per-pixel RMS (over every image of the
-    set; realised after clipping for noise). ``seconds`` includes the time the cached attacks
-    took when they were made. Writes ``table2.json``.
+    set; realised after clipping for noise). For each adversarial set a row gives the fraction of
+    its examples that fool every one of the five other models (``fools_every_other``) and none
+    of them (``fools_no_other``). ``seconds`` includes the time the cached attacks took when they
+    were made. Writes ``table2.json``.
     """
     from ..engine import transfer
 
@@ -63,9 +65,16 @@ def table2(scale: str | config.Scale | None = None, *, seed: int = 0,
     nets = {n: zoo.load(n, scale=sc, progress=progress) for n in zoo.TABLE1}
     sets = {n: a["adversarial"] for n, a in advs.items()}
     sets.update(transfer.noise_sets(x, TABLE2_NOISE, seed=seed))
-    matrix = transfer.error_matrix(sets, y, nets)
+    wrong = transfer.misclassified(sets, y, nets)
+    matrix = {r: {c: int(w.sum()) / len(w) for c, w in cols.items()} for r, cols in wrong.items()}
     dist = {r: attacks.distortion(x, s).mean().item() for r, s in sets.items()}
     rows = _matrix_rows(matrix, paper.TABLE2, dist, paper.TABLE2_DISTORTION)
+    for name in advs:  # how many of the five other models each example fools
+        fooled = torch.stack([w for c, w in wrong[name].items() if c != name]).sum(0)
+        rows.append({"source": name,
+                     "fools_every_other": results.cell((fooled == len(nets) - 1)
+                                                       .float().mean().item()),
+                     "fools_no_other": results.cell((fooled == 0).float().mean().item())})
     settings = {"n": len(x), "split": sc.attack_split, "rows": list(sets), "columns": zoo.TABLE1,
                 "noise_stddevs": list(TABLE2_NOISE), "noise_seed": seed, "noise_clipped": True,
                 **_transfer_settings(advs, nets, x, y)}
@@ -177,6 +186,9 @@ def transfer_curves(scale: str | config.Scale | None = None, *, sources: list[st
     set's mean distortion (``transfer.curve``). The floor is each target's error on Gaussian noise
     of exactly the same per-image distortion. For each pair with a Table 2 figure, a row "at the
     paper's distortion" holds our curve read at the paper's distortion beside the paper's rate.
+    ``settings["table2"]`` holds the rows of Table 2 at the same scale that the curves are read
+    against (its cells and distortions for these sources and targets; None if ``table2.json``
+    does not exist yet), so the summaries need no other file.
     ``seconds`` includes the time the cached attacks took when they were made. Writes
     ``transfer_curves.json``.
 
@@ -235,12 +247,25 @@ def transfer_curves(scale: str | config.Scale | None = None, *, sources: list[st
                                                                 d), ref)})
     settings = {"n": len(x), "split": "test", "c_grid": list(grid), "sources": sources,
                 "targets": targets, "noise_seed": seed,
+                "table2": _table2_points(sc, sources, targets),
                 "noise": "one Gaussian draw per image, scaled so the clipped image has the "
                          "adversarial example's distortion (transfer.matched_noise)",
                 "error": "fraction misclassified w.r.t. the true label",
                 "clean_error": {t: train.error_rate(nets[t], x, y) for t in targets}}
     return write_attacked("transfer_curves", rows, sc, start, advs, in_load, settings,
                           summarize=summarize_transfer_curves)
+
+
+def _table2_points(sc: config.Scale, sources: list[str], targets: list[str]
+                   ) -> list[dict] | None:
+    """The rows of ``table2.json`` at scale ``sc`` that the transfer curves are read against: the
+    cells of these sources and targets and the sources' distortions (None if it does not exist)."""
+    if not results.path("table2", sc).exists():
+        return None
+    doc = results.read("table2", sc)
+    return [r for r in doc["rows"] if r.get("source") in sources
+            and (("error" in r and r.get("target") in targets)
+                 or ("distortion" in r and "target" not in r))]
 
 
 def summarize_table2(doc: dict[str, Any]) -> dict[str, Any]:
@@ -274,7 +299,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("table4", table4, summarize_table4, "chapters/transferability",
                models=tuple(zoo.TABLE3),
                after=("table3",), cost=10),
-    Experiment("transfer_curves", transfer_curves, summarize_transfer_curves, "chapters/transferability",
-               models=tuple(zoo.TABLE1),
-               after=(), cost=90),
+    Experiment("transfer_curves", transfer_curves, summarize_transfer_curves,
+               "chapters/transferability", models=tuple(zoo.TABLE1),
+               after=("table2",), cost=90),
 )
