@@ -35,18 +35,19 @@ data: $(INSTALLED)
 models: data
 	INTRIGUING_SCALE=$(SCALE) $(PY) -m intriguing train --all
 
-# Every experiment, before any page executes: the expensive parts (the attacks on every test
-# image, the fixed-c sets of the transfer curves, Table 5, adversarial training) show their
-# progress bars in the terminal and are cached, and the scorecard page, which Sphinx executes
-# before the chapters, reads results of this run. The chapters then re-run their experiments
-# from the caches. Re-run only when src/ or the scale changes.
-# `run-all` trains the zoo and runs the experiments as a graph of single-threaded processes,
-# JOBS at a time (default: one per core, at most 4, as each can hold a few GB; see
-# pipeline.default_jobs); logs in data/logs/<scale>/.
+# Every experiment, before any page executes: the pages only read data/results/*.json (and
+# trained models and viewer frames), never run an experiment. The expensive parts (the attacks
+# on every test image, the fixed-c sets of the transfer curves, Table 5, adversarial training)
+# show their progress in the logs and are cached. Re-run only when src/ or the scale changes.
+# `run-all` trains the zoo and runs the experiments of the registry
+# (intriguing.experiments.REGISTRY) as a graph of single-threaded processes, JOBS at a time
+# (default: one per core, at most 4, as each can hold a few GB; see pipeline.default_jobs);
+# logs in data/logs/<scale>/.
 JOBS ?=
+SRC := $(shell find src/intriguing -name "*.py")
 RESULTS_STAMP := data/results/.made-$(SCALE)
-$(RESULTS_STAMP): $(shell find src/intriguing -name "*.py") | data
-	$(PY) -m intriguing run-all $(if $(JOBS),--jobs $(JOBS)) --scale $(SCALE)
+data/results/.made-%: $(SRC) | data
+	$(PY) -m intriguing run-all $(if $(JOBS),--jobs $(JOBS)) --scale $*
 	@touch $@
 
 results: $(RESULTS_STAMP)
@@ -80,11 +81,13 @@ book: results $(STAMP) $(WEB)
 	INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at $(abspath $(BUILD))/html/index.html"
 
-test: data
-	INTRIGUING_SCALE=smoke $(PY) -m pytest tests --nbmake chapters --nbmake-timeout=900
+# The tests and every page at smoke scale; the pages read the smoke results, made first.
+test: data/results/.made-smoke
+	INTRIGUING_SCALE=smoke $(PY) -m pytest tests --nbmake chapters book/scorecard.ipynb \
+	  --nbmake-timeout=900
 
-lab: data
-	$(VENV)/bin/jupyter lab chapters/
+lab: $(RESULTS_STAMP)
+	INTRIGUING_SCALE=$(SCALE) $(VENV)/bin/jupyter lab chapters/
 
 bench: data
 	$(PY) -m intriguing bench attack

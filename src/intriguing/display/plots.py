@@ -65,13 +65,14 @@ def image_grid(
     return fig
 
 
-def training_curves(histories: dict[str, dict], *, key: str = "monitor_error") -> Figure:
+def training_curves(doc: dict, *, key: str = "monitor_error") -> Figure:
     """Test error against training progress, one line per model, on a log error axis.
 
     Args:
-        histories: model name -> the history stored by ``zoo`` (``{"train": {...}, ...}``).
+        doc: ``model_zoo.json`` (its ``settings["curves"]``: model -> logged series).
         key: which logged series to plot ("monitor_error" is the test error, "train_error").
     """
+    histories = {n: {"train": c} for n, c in doc["settings"]["curves"].items()}
     adam = {n: h for n, h in histories.items() if "iteration" not in h["train"]}
     lbfgs = {n: h for n, h in histories.items() if "iteration" in h["train"]}
     panels = [(adam, "epoch"), (lbfgs, "l-bfgs iteration")]

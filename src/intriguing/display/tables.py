@@ -64,26 +64,12 @@ def html_table(header: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     return f'<table class="plain"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
-def model_specs(names: Sequence[str], scale: object = None) -> str:
-    """The zoo's models as a table: architecture, weight decay, split, optimiser, training time."""
-    from ..engine import zoo
-    from ..plumbing import config
-
-    sc = config.get_scale(scale)
-    rows = []
-    for name in names:
-        s = zoo.spec(name)
-        epochs, pre = zoo.epochs_at(s, sc)
-        if s.optimizer == "lbfgs":
-            how = f"full-batch L-BFGS, <= {epochs} iterations"
-            if s.arch == "autoencoder":
-                how = f"AE pre-training {pre} epochs (Adam); softmax: " + how
-        else:
-            how = f"Adam, lr {s.lr:g}, batch {s.batch_size}, {epochs} epochs"
-        hist = zoo.history(name, scale=sc)
-        done = hist["train"].get("iteration", [len(hist["train"]["loss"])])[-1]
-        rows.append([name, s.description, ", ".join(f"{v:g}" for v in s.lambdas), s.split, how,
-                     int(done), f"{hist['seconds']:.0f}"])
+def model_specs(doc: dict) -> str:
+    """``model_zoo.json`` as a table: architecture, weight decay, split, optimiser, training time.
+    """
+    rows = [[r["model"], r["description"], r["lambdas"], r["split"], r["optimiser"],
+             int(r["epochs_run"]["ours"]), f"{r['train_seconds']['ours']:.0f}"]
+            for r in doc["rows"]]
     return html_table(["model", "description", "lambda per layer", "trained on", "optimiser",
                        "epochs / iterations run", "seconds"], rows)
 

@@ -14,6 +14,7 @@ from . import (
     adversarial_training,
     blind_spots,
     coherence,
+    model_zoo,
     spectral_analysis,
     transferability,
     viewers,
@@ -22,7 +23,7 @@ from .registry import Experiment
 
 #: Every experiment by results-file name, in the order the scorecard lists them.
 REGISTRY: dict[str, Experiment] = {
-    e.name: e for module in (blind_spots, coherence, transferability, spectral_analysis,
+    e.name: e for module in (model_zoo, blind_spots, coherence, transferability, spectral_analysis,
                              adversarial_training, viewers)
     for e in module.EXPERIMENTS}
 
