@@ -23,7 +23,8 @@ def test_random_targets_rejects_bad_labels():
         advsets.random_targets(torch.zeros(3, 2, dtype=torch.long))
 
 
-def test_set_is_made_once_then_reused(synthetic_mnist, monkeypatch, tiny):
+def test_set_is_made_once_then_reused(synthetic_mnist, monkeypatch, tiny, tiny_zoo):
+    tiny_zoo.model("FC10(1e-2)", tiny)
     first = advsets.load("FC10(1e-2)", scale=tiny, progress=False)
     assert len(first["adversarial"]) == tiny.attack_limit
     assert (first["targets"] != first["labels"]).all()
@@ -38,8 +39,8 @@ def test_set_is_made_once_then_reused(synthetic_mnist, monkeypatch, tiny):
     assert torch.equal(first["success"], again["success"])
 
 
-def test_corrupted_set_is_recomputed_with_warning(synthetic_mnist, tiny):
-    advsets.load("FC10(1e-2)", scale=tiny, progress=False)
+def test_corrupted_set_is_recomputed_with_warning(synthetic_mnist, tiny, tiny_zoo):
+    tiny_zoo.adversarial_set("FC10(1e-2)", tiny)
     path = next(config.adversarial_dir().iterdir())
     path.write_bytes(b"garbage")
     with pytest.warns(UserWarning, match="corrupted or stale"):
@@ -47,7 +48,9 @@ def test_corrupted_set_is_recomputed_with_warning(synthetic_mnist, tiny):
     assert len(again["adversarial"]) == tiny.attack_limit
 
 
-def test_fixed_c_set_is_one_solve_made_once_per_c_then_reused(synthetic_mnist, monkeypatch, tiny):
+def test_fixed_c_set_is_one_solve_made_once_per_c_then_reused(synthetic_mnist, monkeypatch, tiny,
+                                                               tiny_zoo):
+    tiny_zoo.adversarial_set("FC10(1e-2)", tiny)  # the search's set, for its targets
     seen = []
     real = attacks.lbfgs
 
@@ -85,3 +88,82 @@ def test_fixed_c_rejects_a_bad_constant(c):
 def test_fixed_c_rejects_an_unknown_model():
     with pytest.raises(ValueError, match="name must be one of"):
         advsets.fixed_c("FC10(7)", 1.0, scale="smoke", progress=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The viewers' frames (engine.frames): computed by calling attacks.lbfgs, cached
+
+
+def test_frames_compute_batches_one_lbfgs_call_per_c(monkeypatch):
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    from intriguing.engine import frames
+
+    calls = []
+
+    def fake_lbfgs(model, x, targets, *, c, settings=None, device=None):
+        calls.append((model, tuple(x.shape), targets.tolist(), c, settings))
+        shift = 0.05 * (targets.float() + 1) / (1 + c)
+        return SimpleNamespace(adversarial=(x + shift[:, None, None, None]).clamp(0, 1))
+
+    monkeypatch.setattr(attacks, "lbfgs", fake_lbfgs)
+    torch.manual_seed(0)
+    models = [torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, 10)).eval()
+              for _ in range(2)]
+    x = torch.rand(2, 1, 28, 28) * 0.5
+    c_grid, targets = [0.01, 1.0, 10.0], [0, 3, 8]
+    settings = attacks.LBFGSSettings()
+    out = frames.compute(models, ["src", "other"], x, [3, 8], c_grid, targets,
+                         settings=settings)
+    assert [c for *_, c, _ in calls] == c_grid
+    for model, shape, tg, _, s in calls:
+        assert model is models[0] and s is settings
+        assert shape == (6, 1, 28, 28) and tg == targets * 2  # pair p = i*T + t
+    assert out.shape == (2, 3, 3, 2) and out.source == "src"
+    i, t, k = 1, 2, 1
+    want = (x[i, 0] + 0.05 * (targets[t] + 1) / (1 + c_grid[k])).clamp(0, 1).numpy()
+    np.testing.assert_allclose(out.adversarial[i, t, k], want, atol=1e-6)
+    np.testing.assert_allclose(out.distortion[i, t, k],
+                               np.sqrt(((want - x[i, 0].numpy()) ** 2).mean()), rtol=1e-5)
+    logits = models[1](torch.as_tensor(want)[None, None])
+    np.testing.assert_allclose(out.probs[i, t, k, 1], torch.softmax(logits, 1)[0].detach(),
+                               atol=1e-6)
+    with pytest.raises(ValueError, match="adversarial must have shape"):
+        frames.assemble(models, ["src", "other"], x, [3, 8], c_grid, targets,
+                        torch.zeros(2, 3, 2, 28, 28))
+
+
+def test_viewer_frames_are_made_once_then_read(synthetic_mnist, monkeypatch, tiny):
+    from intriguing.engine import frames
+    from intriguing.plumbing import cache
+
+    c_grid = (0.1, 10.0)
+    real = attacks.lbfgs
+    first = advsets.viewer_frames("FC10(1e-2)", models=["FC10(1)"], n_images=1, c_grid=c_grid,
+                                  scale=tiny, progress=False)
+    assert first.shape == (1, 10, 2, 2) and first.model_names.tolist() == ["FC10(1e-2)", "FC10(1)"]
+    # the cache key and file name of the first frames files (existing caches stay valid)
+    from intriguing import zoo
+
+    payload = {"models": [zoo.cache_key(zoo.spec(m), tiny) for m in ("FC10(1e-2)", "FC10(1)")],
+               "n": 1, "c_grid": list(c_grid), "settings": attacks.LBFGSSettings().as_dict(),
+               "version": 1}
+    path = config.adversarial_dir() / f"frames-FC10_1e-2-tiny-2-{cache.key(payload)}.npz"
+    assert frames.path("FC10(1e-2)", models=["FC10(1)"], n_images=1, c_grid=c_grid,
+                       scale=tiny) == path
+    assert path.is_file()
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("the cached frames should have been reused")
+
+    monkeypatch.setattr(attacks, "lbfgs", no_attack)
+    again = advsets.viewer_frames("FC10(1e-2)", models=["FC10(1)"], n_images=1, c_grid=c_grid,
+                                  scale=tiny)
+    assert (again.adversarial == first.adversarial).all()
+    monkeypatch.setattr(attacks, "lbfgs", real)
+    path.write_bytes(b"garbage")
+    with pytest.warns(UserWarning, match="corrupted"):
+        advsets.viewer_frames("FC10(1e-2)", models=["FC10(1)"], n_images=1, c_grid=c_grid,
+                              scale=tiny, progress=False)

@@ -1,4 +1,4 @@
-"""The built book's weight: each page with viewers stays under ``widgets.PAGE_LIMIT_BYTES``.
+"""The built book's weight: each page with viewers stays under ``pagecheck.PAGE_LIMIT_BYTES``.
 
 A static viewer carries every frame inside its page, so this is where the size of the frame
 grids (sources x images x targets x c) is paid. Runs on a built book named by ``BOOK_HTML``
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from intriguing.display import widgets
+from intriguing.display import pagecheck
 from intriguing.plumbing import config
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -36,10 +36,10 @@ def test_every_page_with_viewers_is_under_the_limit():
     assert pages, f"no page of {site} holds a widget view"
     heavy = []
     for p in pages:
-        w = widgets.page_weight(p)
+        w = pagecheck.page_weight(p)
         print(f"{p.relative_to(site)}: page {w['page'] / 1e6:.2f} MB (html "
               f"{w['html'] / 1e6:.2f}, images {w['images'] / 1e6:.2f}), with shared scripts and "
               f"styles {w['total'] / 1e6:.2f} MB")
-        if w["page"] >= widgets.PAGE_LIMIT_BYTES:
+        if w["page"] >= pagecheck.PAGE_LIMIT_BYTES:
             heavy.append(f"{p.relative_to(site)}: {w['page'] / 1e6:.2f} MB")
-    assert not heavy, f"pages over {widgets.PAGE_LIMIT_BYTES / 1e6:.0f} MB: {heavy}"
+    assert not heavy, f"pages over {pagecheck.PAGE_LIMIT_BYTES / 1e6:.0f} MB: {heavy}"

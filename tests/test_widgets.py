@@ -1,10 +1,15 @@
 """The attack viewers: frame data, pure render functions, the static viewer's structure, the live
-viewer's memoised solves. All synthetic and fast (no trained model, no browser)."""
+viewer's memoised solves, and the saved frames a page reads. Synthetic and fast (no trained
+model, no browser); the frames are made by ``engine.frames.compute`` with a fake attack in place
+of ``attacks.lbfgs``."""
 
 from __future__ import annotations
 
+import ast
 import io
 import itertools
+from pathlib import Path
+from types import SimpleNamespace
 
 import ipywidgets
 import numpy as np
@@ -13,7 +18,9 @@ import torch
 from ipywidgets.widgets.widget_link import Link
 from PIL import Image
 
+from intriguing import attacks
 from intriguing.display import widgets as W
+from intriguing.engine import frames as engine_frames
 
 N_IMG, T, C, M = 2, 3, 4, 2
 C_GRID = [0.01, 0.1, 1.0, 10.0]
@@ -23,15 +30,17 @@ NAMES = ["source net", "other <net>"]
 
 
 class FakeAttack:
-    """Not an attack: adds 0.05 * (target + 1) / (1 + c) to every pixel; records each call."""
+    """Not an attack: adds 0.05 * (target + 1) / (1 + c) to every pixel; records each call.
+    Called like ``attacks.lbfgs`` (extra keywords ignored); returns an object with
+    ``.adversarial``, as it does."""
 
     def __init__(self) -> None:
         self.calls: list[tuple[tuple[int, ...], list[int], float]] = []
 
-    def __call__(self, model, x, targets, *, c):
+    def __call__(self, model, x, targets, *, c, **_):
         self.calls.append((tuple(x.shape), targets.tolist(), c))
         shift = 0.05 * (targets.float() + 1) / (1 + c)
-        return (x + shift[:, None, None, None]).clamp(0, 1)
+        return SimpleNamespace(adversarial=(x + shift[:, None, None, None]).clamp(0, 1))
 
 
 def _models(n: int = M) -> list[torch.nn.Module]:
@@ -45,9 +54,18 @@ def _images(n: int = N_IMG) -> torch.Tensor:
     return torch.rand(n, 1, 28, 28, generator=g) * 0.5
 
 
+def _compute(models, names, images, labels, c_grid, targets, attack, source=0):
+    """``engine.frames.compute`` attacking ``models[source]``, with ``attack`` as the attack."""
+    order = [source] + [m for m in range(len(models)) if m != source]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(attacks, "lbfgs", attack)
+        return engine_frames.compute([models[m] for m in order], [names[m] for m in order],
+                                     images, labels, c_grid, targets)
+
+
 @pytest.fixture(scope="module")
 def frames() -> W.AttackFrames:
-    return W.precompute_frames(_models(), NAMES, _images(), LABELS, C_GRID, TARGETS, FakeAttack())
+    return _compute(_models(), NAMES, _images(), LABELS, C_GRID, TARGETS, FakeAttack())
 
 
 def _valid_kwargs() -> dict:
@@ -59,55 +77,29 @@ def _valid_kwargs() -> dict:
                 model_names=np.array(["a", "b"]), source="a")
 
 
-# --------------------------------------------------------------------------------------------
-# precompute_frames
+def _imports(module) -> set[str]:
+    """The modules ``module`` imports, as written (relative ones with their leading dots)."""
+    tree = ast.parse(Path(module.__file__).read_text(encoding="utf-8"))
+    out: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out |= {a.name for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            out.add("." * node.level + (node.module or ""))
+    return out
 
 
-def test_precompute_batches_one_call_per_c(frames):
-    attack = FakeAttack()
-    x = _images()
-    out = W.precompute_frames(_models(), NAMES, x, LABELS, C_GRID, TARGETS, attack)
-    assert [c for _, _, c in attack.calls] == C_GRID
-    for shape, tg, _ in attack.calls:
-        assert shape == (N_IMG * T, 1, 28, 28)
-        assert tg == TARGETS * N_IMG  # pair p = i*T + t
-    assert out.shape == (N_IMG, T, C, M)
-    i, t, k = 1, 2, 3
-    want = (x[i, 0] + 0.05 * (TARGETS[t] + 1) / (1 + C_GRID[k])).clamp(0, 1).numpy()
-    np.testing.assert_allclose(out.adversarial[i, t, k], want, atol=1e-6)
-    np.testing.assert_allclose(out.distortion[i, t, k],
-                               np.sqrt(((want - x[i, 0].numpy()) ** 2).mean()), rtol=1e-5)
-    logits = _models()[1](torch.as_tensor(want)[None, None])
-    np.testing.assert_allclose(out.probs[i, t, k, 1], torch.softmax(logits, 1)[0].detach(),
-                               atol=1e-6)
-    np.testing.assert_array_equal(out.originals, x[:, 0].numpy())
-    assert out.model_names.tolist() == NAMES and out.source == NAMES[0]
+def test_viewers_take_data_and_only_the_live_adapter_calls_the_engine():
+    from intriguing.display import live, pagecheck, viewers
+    from intriguing.plumbing import frames as plumbing_frames
 
-
-def test_precompute_source_index_puts_the_attacked_model_first():
-    attack = FakeAttack()
-    models = _models(3)
-    seen = []
-
-    def spy(model, x, targets, *, c):
-        seen.append(model)
-        return attack(model, x, targets, c=c)
-
-    out = W.precompute_frames(models, ["a", "b", "c"], _images(1), [5], [1.0], [2], spy,
-                              source_index=2)
-    assert seen == [models[2]]
-    assert out.model_names.tolist() == ["c", "a", "b"] and out.source == "c"
-
-
-def test_precompute_accepts_an_attack_result_object():
-    class Result:
-        def __init__(self, adv):
-            self.adversarial = adv
-            self.distortion = torch.full((len(adv),), 123.0)  # ignored: recomputed
-
-    out = W.precompute_frames(_models(1), ["a"], _images(1), [5], [1.0], [2],
-                              lambda m, x, y, *, c: Result(x.clone()))
-    assert out.distortion.max() == 0.0
+    for module in (viewers, pagecheck, plumbing_frames):
+        bad = {m for m in _imports(module)
+               if "engine" in m or "experiments" in m or m.split(".")[0] == "torch"}
+        assert not bad, f"{module.__name__} imports {bad}"
+    assert {m for m in _imports(live) if "engine" in m} == {"..engine"}
+    assert not {m for m in _imports(engine_frames) if "display" in m}
+    assert not hasattr(W, "precompute_frames")
 
 
 # --------------------------------------------------------------------------------------------
@@ -378,21 +370,22 @@ class SourceAttack:
         self.models = models
         self.attacked: list[int] = []
 
-    def __call__(self, model, x, targets, *, c):
+    def __call__(self, model, x, targets, *, c, **_):
         s = next(n for n, m in enumerate(self.models) if m is model)
         self.attacked.append(s)
         r = torch.zeros_like(x)
         for n, t in enumerate(targets.tolist()):
             r[n, 0, 2 * t + s] = 0.6 / (1 + c)
-        return (x + r).clamp(0, 1)
+        return (x + r).clamp(0, 1)  # the images alone: the live viewer takes either
 
 
 @pytest.fixture(scope="module")
 def per_source() -> list[W.AttackFrames]:
     models = _models(SOURCES)
     attack = SourceAttack(models)
-    out = [W.precompute_frames(models, ["a", "b", "c"], _images(), LABELS, C_GRID, TARGETS,
-                               attack, source_index=s) for s in range(SOURCES)]
+    out = [_compute(models, ["a", "b", "c"], _images(), LABELS, C_GRID, TARGETS,
+                    lambda *a, **k: SimpleNamespace(adversarial=attack(*a, **k)), source=s)
+           for s in range(SOURCES)]
     assert attack.attacked == [s for s in range(SOURCES) for _ in C_GRID]
     return out
 
@@ -427,8 +420,7 @@ def test_transfer_viewer_default_and_single_source_unchanged(per_source, frames)
 
 
 def test_transfer_viewer_rejects_frames_that_do_not_line_up(per_source):
-    other_c = W.precompute_frames(_models(1), ["z"], _images(), LABELS, [0.5, 5.0], TARGETS,
-                                  FakeAttack())
+    other_c = _compute(_models(1), ["z"], _images(), LABELS, [0.5, 5.0], TARGETS, FakeAttack())
     with pytest.raises(ValueError, match=r"frames\[1\]\.c_grid must equal frames\[0\]\.c_grid"):
         W.static_viewer([per_source[0], other_c])
     with pytest.raises(ValueError, match="distinct source models"):
@@ -525,3 +517,48 @@ def test_frame_html_is_the_png_with_its_description_as_alt_text(frames):
     assert f'alt="{html_mod.escape(W.render_alt(frames, 1, 2, 0), quote=True)}"' in out
     assert f'width="{W.FRAME_WIDTH}"' in out and 'class="pixelated"' in out
     assert 'alt="a &quot;quoted&quot; &lt;b&gt;"' in W.img_html(b"x", 'a "quoted" <b>', 1, 1)
+
+
+# --------------------------------------------------------------------------------------------
+# Saved frames: the experiment computes, the page reads
+
+
+def test_saved_frames_read_what_the_experiment_wrote(synthetic_mnist, monkeypatch, tiny):
+    from intriguing.experiments import REGISTRY, viewers
+    from intriguing.plumbing import config, results
+
+    monkeypatch.setitem(config.SCALES, tiny.name, tiny)
+    monkeypatch.setattr(engine_frames, "N_IMAGES", 1)
+    monkeypatch.setattr(viewers, "VIEWERS", {
+        "one": {"sources": ("FC10(1e-2)",), "models": ("FC10(1e-2)",), "c_grid": (0.1, 10.0)},
+        "two": {"sources": ("FC10(1e-2)", "FC10(1)"), "models": ("FC10(1)", "FC10(1e-2)"),
+                "c_grid": (0.1, 10.0)}})
+    assert REGISTRY["viewer_frames"].run is viewers.viewer_frames
+    doc = viewers.viewer_frames(tiny, progress=False)
+    assert doc["summaries"] == {} and doc["claims"] == []
+    assert [(r["viewer"], r["source"]) for r in doc["rows"]] == [
+        ("one", "FC10(1e-2)"), ("two", "FC10(1e-2)"), ("two", "FC10(1)")]
+    assert all(r["file"].startswith("adversarial/frames-") for r in doc["rows"])
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("a page must only read the saved frames")
+
+    monkeypatch.setattr(attacks, "lbfgs", no_attack)
+    one = W.saved_frames("one", tiny)
+    assert len(one) == 1 and one[0].shape == (1, 10, 2, 1)
+    two = W.saved_frames("two", tiny)
+    assert [f.source for f in two] == ["FC10(1e-2)", "FC10(1)"]
+    assert two[1].model_names.tolist() == ["FC10(1)", "FC10(1e-2)"]  # the attacked model first
+    assert W.static_viewer(two).controls.source is not None
+    # the chapters' call reads the same file
+    from intriguing.engine import advsets
+
+    same = advsets.viewer_frames("FC10(1)", models=["FC10(1e-2)"], n_images=1,
+                                 c_grid=(0.1, 10.0), scale=tiny)
+    np.testing.assert_array_equal(same.adversarial, two[1].adversarial)
+    with pytest.raises(ValueError, match="viewer must be one of"):
+        W.saved_frames("nope", tiny)
+    (config.data_dir() / doc["rows"][0]["file"]).unlink()
+    with pytest.raises(FileNotFoundError, match="reproduce viewer_frames"):
+        W.saved_frames("one", tiny)
+    assert results.path("viewer_frames", tiny).exists()
