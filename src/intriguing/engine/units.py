@@ -507,7 +507,7 @@ class Ranker:
         return int(self.acts.shape[0])
 
     def __call__(self, basis: str, index: int, k: int) -> tuple[str, np.ndarray]:
-        """``(name, indices (k,))`` of unit ``index`` or of the random direction seeded ``index``."""
+        """``(name, indices (k,))``: unit ``index``, or the random direction seeded ``index``."""
         checks.one_of("basis", basis, self.BASES)
         if basis == "unit":
             v, name = unit_direction(self.n_units, index), f"unit {index}"

@@ -40,7 +40,8 @@ def units(scale: str | config.Scale | None = None, *,
     are left out and listed in the settings). Rows: one per (model, layer, k, measure, group)
     with the mean, its bootstrap interval, median and 10/90% quantiles, and Mann-Whitney p-values
     against the directions and the floor; group "units - directions" holds the difference of
-    means. The paper judges by eye, so every ``paper`` is None. Writes ``units.json``.
+    means. The paper judges by eye, so every ``paper`` is None. Writes ``units.json`` with the
+    summaries and claims of ``summarize_units`` (counts after a Holm-Bonferroni correction).
     """
     from ..engine import units as units_mod
 
@@ -74,7 +75,9 @@ def units(scale: str | config.Scale | None = None, *,
                 "dead_units": dead, "exclude_dead": True,
                 "directions": "units.random_directions(D, D, seed): normalised Gaussians",
                 "floor": "units.random_sets(N, D, k, seed + 1): k random test images",
-                "test": "scipy.stats.mannwhitneyu, two-sided"}
+                "test": "scipy.stats.mannwhitneyu, two-sided",
+                "bootstrap": "scipy.stats.bootstrap, percentile intervals",
+                "correction": "Holm-Bonferroni (summaries), alpha 0.05"}
     results.write("units", rows, scale=sc.name, seconds=time.perf_counter() - start,
                   settings=settings,
                   summarize=summarize_units)
@@ -220,7 +223,9 @@ def summarize_units(doc: dict[str, Any]) -> dict[str, Any]:
     u, dr = corrected["units"], corrected["directions"]
     fig = {"m": m, "u": _count(u), "d": _count(dr), "n": corrected["neither"],
            "u0": _count(uncorrected["units"]), "d0": _count(uncorrected["directions"]),
-           "layers": len(probes), "ks": ", ".join(map(str, ks)), "measures": len(measures)}
+           "layers": len(probes), "ks": ", ".join(map(str, ks)), "measures": len(measures),
+           "u0_note": ("nor in any without the correction" if uncorrected["units"] == 0
+                       else f"in {uncorrected['units']} without the correction")}
     setup = ("Across the {m} comparisons ({layers} layers, k = {ks}, {measures} measures; "
              "two-sided Mann-Whitney U tests, Holm-corrected at 5%), ")
     if u == 0:
@@ -239,8 +244,7 @@ def summarize_units(doc: dict[str, Any]) -> dict[str, Any]:
               "than those that maximise a random direction (judged by eye, Figs. 1-2).",
         outcome=outcome, figures=fig,
         text={claims.REPRODUCED: setup + "units were significantly more coherent than random "
-                                         "directions in none of them (without the correction: "
-                                         "in {u0}).",
+                                         "directions in none of them ({u0_note}).",
               claims.DIFFERS: setup + "units were significantly more coherent than random "
                                       "directions in {u} of them (without the correction: in "
                                       "{u0}): there the natural basis is better than a random "
@@ -265,8 +269,8 @@ def summarize_units(doc: dict[str, Any]) -> dict[str, Any]:
                                  "difference between units and random directions.",
               claims.DIFFERS: "After the correction random directions were significantly more "
                               "coherent than units in {d} of the {m} comparisons and units than "
-                              "random directions in {u}" + tail + ": our measures do tell the "
-                              "two apart, {favour}."},
+                              "random directions in {u}" + tail + ": our tests do tell the two "
+                              "apart, {favour}."},
         reason="A test of every unit of a layer against as many random directions can detect a "
                "small systematic difference that a look at a few rows cannot; " + measures_reason))
 
