@@ -182,8 +182,10 @@ def summarize_table1(doc: dict[str, Any]) -> dict[str, Any]:
                   "very close to it was found.",
             outcome=claims.REPRODUCED if fig["success_min"] >= 0.99 else claims.DIFFERS,
             figures=fig,
-            text={claims.REPRODUCED: "Every model of Table 1 is fooled on at least "
-                                     "{success_min:.1%} of the {n:,} attacked images.",
+            text={claims.REPRODUCED: ("Every model of Table 1 is fooled on all {n:,} attacked "
+                                      "images." if fig["success_min"] == 1 else
+                                      "Every model of Table 1 is fooled on at least "
+                                      "{success_min:.1%} of the {n:,} attacked images."),
                   claims.DIFFERS: "The attack reaches its target on only {success_min:.1%} of "
                                   "the {n:,} attacked images for {worst}."},
             reason="The search did not reach every target within its settings."),
