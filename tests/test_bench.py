@@ -1,11 +1,13 @@
 """The attack benchmark: one JSON object with the documented keys, on a tiny model and fake data."""
 
+import copy
 import json
 import math
 
 import pytest
 import torch
 
+from intriguing import zoo
 from intriguing.plumbing import bench
 
 
@@ -58,6 +60,8 @@ def test_layouts_offer_workers_only_where_there_are_chunks_for_them():
 @pytest.mark.parametrize("kwargs, match", [
     (dict(n=0), "n must"), (dict(n_reference=0), "n_reference"), (dict(threads=0), "threads"),
     (dict(chunk_size=0), "chunk_size"), (dict(chunk_size=2.5), "chunk_size"),
+    (dict(n_per_model=0), "n_per_model"), (dict(per_model=["FC999"]), "per_model"),
+    (dict(per_model="FC10(1)"), "per_model"), (dict(per_model={"m": 3}), "per_model"),
 ])
 def test_attack_benchmark_rejects_bad_arguments(tiny_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
@@ -70,7 +74,11 @@ def test_main_parses_the_cli_arguments(monkeypatch):
     assert bench.main(["attack", "--json", "--n", "50", "--n-reference", "5",
                        "--threads", "1", "--chunk-size", "500"]) == 0
     assert seen == dict(n=50, n_reference=5, json_out=True, threads=1, device=None,
-                        chunk_size=500)
+                        chunk_size=500, per_model=None, n_per_model=bench.N_PER_MODEL)
+    assert bench.main(["attack", "--models", "FC10(1), AE400-10", "--n-models", "30"]) == 0
+    assert seen["per_model"] == ["FC10(1)", "AE400-10"] and seen["n_per_model"] == 30
+    assert bench.main(["attack", "--models", "none"]) == 0
+    assert seen["per_model"] == []
     with pytest.raises(SystemExit):
         bench.main(["nonsense"])
 
@@ -92,3 +100,37 @@ def test_attack_benchmark_names_an_unavailable_device(tiny_model):
 def test_attack_benchmark_on_cuda(tiny_model):
     report = bench.attack_benchmark(n=20, n_reference=2, model=tiny_model, device="cuda")
     assert report["device"].startswith("cuda") and report["ours_success"] == 1.0
+
+
+def test_per_model_lines_time_our_attack_on_each_model(tiny_model, capsys):
+    """A line per model (the Table 1 models by default), so a slowdown on one shows."""
+    wide = copy.deepcopy(tiny_model).double()
+    report = bench.attack_benchmark(n=4, n_reference=1, threads=1, model=tiny_model,
+                                    json_out=True, per_model={"tiny": tiny_model, "tiny64": wide},
+                                    n_per_model=5)
+    assert json.loads(capsys.readouterr().out)["per_model"] == report["per_model"]
+    assert list(report["per_model"]) == ["tiny", "tiny64"] and report["per_model_threads"] == 1
+    for line in report["per_model"].values():
+        assert line["n"] == 5 and line["success"] == 1.0
+        for key in ("per_s", "distortion", "evals_per_image", "seconds"):
+            assert isinstance(line[key], float) and math.isfinite(line[key]) and line[key] > 0
+    none = bench.attack_benchmark(n=2, n_reference=1, threads=1, model=tiny_model,
+                                  per_model=[])
+    assert none["per_model"] == {} and "per model" not in capsys.readouterr().out
+
+
+def test_per_model_lines_default_to_table1_and_skip_untrained_models(tiny_model, monkeypatch,
+                                                                     capsys):
+    trained = "FC10(1)"
+    monkeypatch.setattr(zoo, "is_cached", lambda name, **kw: name == trained)
+    monkeypatch.setattr(zoo, "load", lambda name, **kw: tiny_model)
+    report = bench.attack_benchmark(n=3, n_reference=1, threads=1, model=tiny_model,
+                                    n_per_model=4)
+    assert list(report["per_model"]) == zoo.TABLE1
+    assert report["per_model"][trained]["n"] == 4
+    skipped = {k: v for k, v in report["per_model"].items() if k != trained}
+    assert all("not trained" in v["skipped"] for v in skipped.values())
+    out = capsys.readouterr().out
+    for name in zoo.TABLE1:
+        assert name in out
+    assert "images/s on 4 images" in out and "skipped: not trained" in out

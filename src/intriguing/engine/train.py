@@ -8,7 +8,11 @@ number of epochs, stated in the zoo and the model-zoo chapter.
 
 Every loop is deterministic under its ``torch.Generator`` on CPU, shows a tqdm progress bar, and
 returns a history dict of plain floats (stored beside the weights in the model cache, so the
-chapter can plot training curves without retraining).
+chapter can plot training curves without retraining). The float32 loops (Adam, autoencoder
+pre-training) flush subnormal floats to zero (:func:`.numerics.flush_subnormals`): saturated
+sigmoids underflow gradients into that range, where some CPUs compute many times slower, and
+weight decay would leave weights there. The float64 L-BFGS loop does not need it (float64
+underflows only below 2e-308).
 
 References: Szegedy et al. 2014, arXiv:1312.6199, section 4.3.
 """
@@ -23,6 +27,7 @@ from torch.nn import functional as F
 from tqdm import tqdm  # text bars: they go to stderr, which the book build removes
 
 from .models import DecayedNet, SparseAutoencoder
+from .numerics import flush_subnormals
 
 History = dict[str, list[float]]
 
@@ -65,6 +70,7 @@ def optimizer_step(model: DecayedNet, opt: torch.optim.Optimizer,
     return logits, loss.item()
 
 
+@flush_subnormals()
 def fit_adam(
     model: DecayedNet,
     x: torch.Tensor,
@@ -215,6 +221,7 @@ def fit_lbfgs(
     return history
 
 
+@flush_subnormals()
 def pretrain_autoencoder(
     ae: SparseAutoencoder,
     x: torch.Tensor,

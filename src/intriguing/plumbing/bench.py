@@ -24,6 +24,10 @@ targets different from the true labels, the full search over ``c`` for both.
   share of the time spent where it must be.
 - The machine's load average is recorded before and after, since other work on the machine
   slows every rate.
+- Per model: after the main measurement, the engine alone (no reference) attacks the first
+  ``n_per_model`` test images on each Table 1 model (``zoo.TABLE1``, those already trained at
+  the current scale; others are listed as skipped, not trained), on one torch thread, so that a
+  slowdown on one architecture shows (subnormal floats made AE400-10 9x slower on one CPU).
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import os
 import platform
 import sys
 import time
+from collections.abc import Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -48,12 +53,16 @@ MODEL = "FC200-200-10"
 REFERENCE_MEMORY = 10
 REFERENCE_MAX_ITER = 1000
 ROUNDS = 3
+#: Test images per model for the per-model lines (one thread: about 1-10 s a model).
+N_PER_MODEL = 1000
 
 
 def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = False,
                      threads: int | None = None, model: nn.Module | None = None,
                      device: str | torch.device | None = None,
-                     chunk_size: int | None = None) -> dict:
+                     chunk_size: int | None = None,
+                     per_model: Sequence[str] | Mapping[str, nn.Module] | None = None,
+                     n_per_model: int = N_PER_MODEL) -> dict:
     """Time the batched attack and the per-image scipy reference on the same images.
 
     Why: see the module docstring; this is the measurement behind the book's speed claims.
@@ -73,13 +82,19 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
             measured.
         chunk_size: images the engine solves together (``None``: the
             :class:`~intriguing.attacks.LBFGSSettings` default); a GPU wants larger chunks.
+        per_model: the models of the per-model lines: zoo names (``None``: ``zoo.TABLE1``; a
+            name not trained at the current scale is reported as skipped, never trained
+            here), or a mapping of names to models; empty: no per-model lines.
+        n_per_model: test images attacked on each of them.
 
     Returns:
         The report: rates (``ours_per_s``, ``reference_per_s``, ``speedup``), quality
         (``distortion_ratio``, ``ours_success``, ``reference_success``), effort
         (``evals_per_image``, ``limit_share``), ``n``, ``n_reference``, the fastest ``layout``
         (``torch_threads``, ``workers``) and every layout's rate (``ours_per_s_by_layout``), the
-        settings of both engines and the machine.
+        settings of both engines, the machine, and ``per_model``: for each model its ``per_s``,
+        ``n``, ``success``, ``distortion`` (mean over successes), ``evals_per_image`` and
+        ``seconds``, or ``skipped`` with the reason (on ``per_model_threads`` torch threads).
     """
     from ..engine import data
 
@@ -88,6 +103,8 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
     checks.positive_int("threads", threads, allow_none=True)
     dev = config.resolve_device(device)
     checks.positive_int("chunk_size", chunk_size, allow_none=True)
+    checks.positive_int("n_per_model", n_per_model)
+    table = _per_model_table(per_model)
     n_reference = min(n_reference, n)
     started = time.perf_counter()
     load_before = _loadavg()
@@ -133,6 +150,9 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
         # The limit on the cores the fastest layout used (workers x threads of each).
         torch.set_num_threads(best_threads * best_workers)
         fwd_bwd = _fwd_bwd_seconds_per_image(model, x, targets, device=dev)
+        per_model_threads = 1 if dev.type == "cpu" else torch.get_num_threads()
+        torch.set_num_threads(per_model_threads)
+        by_model = _per_model_rates(table, n_per_model, dev, settings)
     finally:
         torch.set_num_threads(saved_threads)
     ref = _concatenate(ref_parts)
@@ -168,6 +188,8 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
         "workers": best_workers,
         "rounds": len(ref_parts),
         "ours_per_s_by_layout": by_layout,
+        "per_model": by_model,
+        "per_model_threads": per_model_threads,
         "settings": settings.as_dict(),
         "reference_settings": {
             "m": ref_settings.memory,
@@ -199,7 +221,8 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``bench attack [--json] [--n N] [--n-reference M] [--threads T]``; returns the exit code."""
+    """``bench attack [--json] [--n N] [--n-reference M] [--threads T] [--models A,B|none]
+    [--n-models K]``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m intriguing bench",
                                 description="Measured benchmarks.")
     p.add_argument("name", choices=["attack"], help="which benchmark")
@@ -214,10 +237,21 @@ def main(argv: list[str] | None = None) -> int:
                         "always runs on the CPU")
     p.add_argument("--chunk-size", type=int, default=None,
                    help="images the engine solves together (default: the attack's default)")
+    p.add_argument("--models", default=None,
+                   help="comma-separated zoo names for the per-model lines, or 'none' "
+                        "(default: the Table 1 models already trained)")
+    p.add_argument("--n-models", type=int, default=N_PER_MODEL,
+                   help=f"test images per model in the per-model lines (default "
+                        f"{N_PER_MODEL})")
     args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    models = args.models
+    if models is not None:
+        models = [] if models.strip().lower() == "none" else \
+            [name.strip() for name in models.split(",") if name.strip()]
     try:
         attack_benchmark(n=args.n, n_reference=args.n_reference, json_out=args.json,
-                         threads=args.threads, device=args.device, chunk_size=args.chunk_size)
+                         threads=args.threads, device=args.device, chunk_size=args.chunk_size,
+                         per_model=models, n_per_model=args.n_models)
     except ValueError as exc:
         p.error(str(exc))
     return 0
@@ -244,6 +278,61 @@ def _layouts(threads: int | None, dev: torch.device, n: int, chunk_size: int
     return layouts
 
 
+def _per_model_table(per_model: Sequence[str] | Mapping[str, nn.Module] | None
+                     ) -> dict[str, nn.Module | None]:
+    """Name -> model (None: load it from the zoo) for the per-model lines; checked up front."""
+    from ..engine import zoo
+
+    if per_model is None:
+        per_model = zoo.TABLE1
+    if isinstance(per_model, Mapping):
+        for name, value in per_model.items():
+            if not isinstance(name, str) or not isinstance(value, nn.Module):
+                raise ValueError(f"per_model must map names to nn.Modules, got {name!r}: "
+                                 f"{type(value).__name__}")
+        return dict(per_model)
+    if isinstance(per_model, str) or not isinstance(per_model, Sequence):
+        raise ValueError(f"per_model must be a list of zoo names, a mapping of names to "
+                         f"models or None, got {per_model!r}")
+    for name in per_model:
+        if name not in zoo.ALL:
+            raise ValueError(f"per_model must name zoo models ({', '.join(zoo.ALL)}), "
+                             f"got {name!r}")
+    return dict.fromkeys(per_model)
+
+
+def _per_model_rates(table: dict[str, nn.Module | None], n: int, dev: torch.device,
+                     settings: attacks.LBFGSSettings) -> dict[str, dict]:
+    """Our attack alone on each model of ``table``, on the first ``n`` test images, on the
+    current torch threads with one worker; a zoo model not trained yet is skipped."""
+    from ..engine import data, zoo
+
+    if not table:
+        return {}
+    x, y = data.load_mnist("test", limit=n)
+    gen = torch.Generator().manual_seed(0)
+    targets = (y + torch.randint(1, 10, (len(y),), generator=gen)) % 10
+    out: dict[str, dict] = {}
+    for name, model in table.items():
+        if model is None:
+            if not zoo.is_cached(name):
+                scale = config.get_scale().name
+                out[name] = {"skipped": f"not trained at scale {scale!r} (python -m intriguing "
+                                        f"train '{name}' --scale {scale})"}
+                continue
+            model = zoo.load(name, progress=False)
+        res = attacks.lbfgs(model, x, targets, settings=settings, device=dev, workers=1)
+        out[name] = {
+            "per_s": len(x) / res.seconds,
+            "n": len(x),
+            "success": res.success.double().mean().item(),
+            "distortion": res.distortion[res.success].double().mean().item(),
+            "evals_per_image": res.evals.double().mean().item(),
+            "seconds": res.seconds,
+        }
+    return out
+
+
 def _concatenate(parts: list[attacks.AttackResult]) -> attacks.AttackResult:
     """One result from the reference's blocks (each image is solved on its own, so exactly)."""
     return dataclasses.replace(
@@ -255,8 +344,10 @@ def _concatenate(parts: list[attacks.AttackResult]) -> attacks.AttackResult:
 
 def _fwd_bwd_seconds_per_image(model: nn.Module, x: Tensor, targets: Tensor,
                                batch: int = 1000, repeats: int = 20,
-                               device: torch.device = torch.device("cpu")) -> float:
-    """Median time of one forward+backward pass (gradient to the input) per image, float32."""
+                               device: torch.device | None = None) -> float:
+    """Median time of one forward+backward pass (gradient to the input) per image, float32,
+    on ``device`` (``None``: the CPU)."""
+    device = torch.device("cpu") if device is None else device
     reps = -(-batch // len(x))
     dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
     xb = x.repeat(reps, *([1] * (x.ndim - 1)))[:batch].to(device=device, dtype=dtype)
@@ -320,6 +411,18 @@ def _summary(r: dict) -> str:
         f"{r['machine']['loadavg_after']} on {r['machine']['cpus']} CPUs; "
         f"{r['seconds']:.0f} s in all",
     ]
+    if r["per_model"]:
+        k = r["per_model_threads"]
+        lines.append(f"  per model, ours alone on {k} torch thread{'s' if k > 1 else ''}:")
+        width = max(len(name) for name in r["per_model"])
+        for name, m in r["per_model"].items():
+            if "skipped" in m:
+                lines.append(f"    {name:<{width}}  skipped: {m['skipped']}")
+            else:
+                lines.append(f"    {name:<{width}}  {m['per_s']:8.1f} images/s on {m['n']} "
+                             f"images; success {m['success']:.1%}, distortion "
+                             f"{m['distortion']:.5f}, {m['evals_per_image']:.1f} evaluations "
+                             f"per image")
     return "\n".join(lines)
 
 
