@@ -115,8 +115,10 @@ def test_bad_arguments_raise(images, call, match):
         call(images)
 
 
-def test_table4_attacks_each_source_once(synthetic_mnist, monkeypatch, tiny):
+def test_table4_attacks_each_source_once(synthetic_mnist, monkeypatch, tiny, tiny_zoo):
     monkeypatch.setitem(config.SCALES, tiny.name, tiny)   # results files at the tiny scale
+    for name in zoo.TABLE3:
+        tiny_zoo.model(name, tiny)
     calls = []
     real = attacks.lbfgs
 
@@ -248,8 +250,10 @@ def test_rate_and_distortion_read_off_a_curve():
         transfer.distortion_at([0.01], [0.1, 0.2], 0.1)
 
 
-def test_transfer_curves_experiment_on_tiny_models(synthetic_mnist, monkeypatch, tiny):
+def test_transfer_curves_experiment_on_tiny_models(synthetic_mnist, monkeypatch, tiny, tiny_zoo):
     monkeypatch.setitem(config.SCALES, tiny.name, tiny)
+    for name in ("FC10(1e-2)", "FC10(1)"):
+        tiny_zoo.model(name, tiny)
     calls = []
     real = attacks.lbfgs
 
@@ -374,3 +378,265 @@ def test_curve_summary_reads_the_curves_at_a_common_distortion():
     assert list(lines["fixed-c adversarial sets"].get_ydata()) == [10.0, 50.0]
     assert list(lines["ours, Table 2"].get_xydata()[0]) == [0.05, 60.0]
     assert "paper, Table 2" not in lines                  # A and B are not the paper's models
+
+
+def test_curve_summary_without_table2_leaves_its_comparisons_out():
+    rows = (_curve_rows("A", "A", (0.02, 0.06), (0.2, 1.0), (0.0, 0.0))
+            + _curve_rows("A", "B", (0.02, 0.06), (0.1, 0.5), (0.0, 0.1)))
+    doc = {"name": "transfer_curves", "rows": rows,
+           "settings": {"sources": ["A"], "targets": ["A", "B"], "c_grid": [0.1, 1.0], "n": 7}}
+    got = transfer.curve_summary(doc, None)
+    assert got["d_common"] == pytest.approx(0.06) and got["best"] == "A"
+    assert got["t2_top"] is None and got["t2_gap"] is None and got["order"] is None
+
+
+# --------------------------------------------------------------------------------------------
+# The summaries and claims the chapter states (tiny synthetic results documents)
+
+from intriguing.experiments import paper as paper_figures  # noqa: E402
+from intriguing.plumbing import claims as claims_data  # noqa: E402
+
+LIN, NONLIN = zoo.TABLE1[:3], zoo.TABLE1[3:]
+NOISE_LO, NOISE_HI = "Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"
+
+
+def _t2_doc(cell, *, noise=0.0, dist=None, clean=0.02):
+    """A Table 2 document: ``cell(source, target)`` gives each adversarial off-diagonal cell,
+    the diagonal is 1, every noise cell is ``noise``; ``dist`` maps rows to their distortion."""
+    dist = {**{m: 0.05 for m in zoo.TABLE1}, NOISE_LO: 0.07, NOISE_HI: 0.2, **(dist or {})}
+    rows = []
+    for s in [*zoo.TABLE1, NOISE_LO, NOISE_HI]:
+        for t in zoo.TABLE1:
+            v = 1.0 if s == t else noise if s.startswith("Gaussian") else cell(s, t)
+            rows.append({"source": s, "target": t,
+                         "error": {"ours": v, "paper": paper_figures.TABLE2[s][t]}})
+        rows.append({"source": s, "distortion": {"ours": dist[s],
+                                                 "paper": paper_figures.TABLE2_DISTORTION[s]}})
+    for s in zoo.TABLE1:
+        rows.append({"source": s, "fools_every_other": {"ours": 0.1, "paper": None},
+                     "fools_no_other": {"ours": 0.3, "paper": None}})
+    return {"name": "table2", "rows": rows,
+            "settings": {"columns": list(zoo.TABLE1),
+                         "rows": [*zoo.TABLE1, NOISE_LO, NOISE_HI],
+                         "clean_error": dict.fromkeys(zoo.TABLE1, clean),
+                         "success": dict.fromkeys(zoo.TABLE1, 1.0)}}
+
+
+def _blockwise(ll, ln, nl, nn):
+    def cell(s, t):
+        return {(True, True): ll, (True, False): ln, (False, True): nl,
+                (False, False): nn}[(s in LIN, t in LIN)]
+    return cell
+
+
+def _claim(doc, cid):
+    return claims_data.find(REGISTRY[doc["name"]].summarize(doc), cid)
+
+
+def test_table2_block_means_leave_the_diagonal_out():
+    doc = _t2_doc(_blockwise(0.4, 0.3, 0.2, 0.1))
+    out = transferability.summarize_table2(doc)
+    blocks = out["summaries"]["blocks"]
+    assert {b: v["cells"] for b, v in blocks.items()} == {
+        "linear to linear": 6, "linear to nonlinear": 9, "nonlinear to linear": 9,
+        "nonlinear to nonlinear": 6}
+    # the diagonal (1.0) is in no block: each mean is exactly its off-diagonal value
+    assert [v["ours"] for v in blocks.values()] == pytest.approx([0.4, 0.3, 0.2, 0.1])
+    assert blocks["nonlinear to nonlinear"]["paper"] == pytest.approx(
+        np.mean([0.066, 0.02, 0.203, 0.027, 0.094, 0.066]))
+    assert out["summaries"]["off_diagonal"]["cells"] == 30
+    assert out["summaries"]["diagonal"] == {**out["summaries"]["diagonal"],
+                                            "by_construction": True, "in_means": False}
+    diagonal = claims_data.find(out, "diagonal")
+    assert diagonal["by_construction"] and diagonal["verdict"] == claims_data.REPRODUCED
+    assert [c["id"] for c in out["claims"] if c["by_construction"]] == ["diagonal"]
+
+
+@pytest.mark.parametrize("blocks, outcome, words", [
+    ((0.4, 0.2, 0.2, 0.3), "holds", "Transfer is highest within a kind of model"),
+    ((0.47, 0.26, 0.2, 0.148), "not", "Transfer does not follow the kind of model: from "
+                                      "highest to lowest the blocks are linear to linear "
+                                      "47.0%, linear to nonlinear 26.0%, nonlinear to linear "
+                                      "20.0%, nonlinear to nonlinear 14.8%"),
+], ids=["within a kind", "the issue's book-scale blocks"])
+def test_table2_similar_models_says_what_the_blocks_show(blocks, outcome, words):
+    c = _claim(_t2_doc(_blockwise(*blocks)), "similar_models")
+    assert c["outcome"] == outcome and c["paper"] is None and words in c["sentence"]
+
+
+@pytest.mark.parametrize("noise, dist, outcome, words", [
+    (0.0, {}, "all", "In all 30 off-diagonal cells, a model's adversarial set fools"),
+    (0.25, {}, "most", "In 25 of the 30 off-diagonal cells"),
+    (0.99, {}, "few", "In only 0 of the 30 off-diagonal cells"),
+    # noise smaller than every set: nothing to compare, and the sentence says so
+    (0.99, {NOISE_LO: 0.01, NOISE_HI: 0.02}, "few", "(30 cells have no noise row as large"),
+], ids=["noise fools none", "noise beats the autoencoder's set", "noise fools all",
+        "noise smaller than the sets"])
+def test_table2_noise_is_compared_only_at_the_same_or_larger_size(noise, dist, outcome, words):
+    def cell(s, t):
+        return 0.2 if s == "AE400-10" else 0.5
+    c = _claim(_t2_doc(cell, noise=noise, dist=dist), "noise_vs_adversarial")
+    assert c["outcome"] == outcome and words in c["sentence"], c["sentence"]
+    assert "In the paper's table, read at its stated sizes: 23 of 30 cells." in c["sentence"]
+
+
+def test_table2_noise_comparison_reads_the_issues_example():
+    """The issue's book-scale figures: FC10(1e-4)'s set (RMS 0.037) fools FC100/FC200/AE400 on
+    4.4/2.6/2.9%, clipped stddev 0.1 noise (RMS 0.074) on 4.3/2.6/3.2%, stddev 0.3 noise fools
+    FC100-100-10 on 38.7%, more than FC200-200-10's set (36.1%). Every noise row at least as
+    large counts, so the 4.4% cell loses to the 38.7% of stddev 0.3 noise as well."""
+    sets = {("FC10(1e-4)", "FC100-100-10"): 0.044, ("FC10(1e-4)", "FC200-200-10"): 0.026,
+            ("FC10(1e-4)", "AE400-10"): 0.029, ("FC200-200-10", "FC100-100-10"): 0.361}
+    doc = _t2_doc(lambda s, t: sets.get((s, t), 0.9), dist={"FC10(1e-4)": 0.037})
+    noise = {(NOISE_LO, "FC100-100-10"): 0.043, (NOISE_LO, "FC200-200-10"): 0.026,
+             (NOISE_LO, "AE400-10"): 0.032, (NOISE_HI, "FC100-100-10"): 0.387}
+    for r in doc["rows"]:
+        if (r.get("source"), r.get("target")) in noise:
+            r["error"]["ours"] = noise[(r["source"], r["target"])]
+        elif r.get("source") == NOISE_HI and "error" in r:
+            r["error"]["ours"] = 0.0
+    cells = {(c["source"], c["target"]): c
+             for c in transferability.noise_comparison(doc)}
+    got = [cells[("FC10(1e-4)", t)]["holds"] for t in ("FC100-100-10", "FC200-200-10",
+                                                         "AE400-10")]
+    assert got == [False, False, False]
+    assert cells[("FC10(1e-4)", "FC100-100-10")]["noise"] == NOISE_HI
+    worst = cells[("FC200-200-10", "FC100-100-10")]
+    assert worst["holds"] is False and worst["noise"] == NOISE_HI
+    c = _claim(doc, "noise_vs_adversarial")
+    assert "FC10(1e-4) to FC200-200-10 (2.6% against 2.6% for noise of stddev 0.1)" in \
+        c["sentence"]
+
+
+@pytest.mark.parametrize("shift, clean, verdict", [
+    (0.0, 0.02, claims_data.REPRODUCED), (0.2, 0.02, claims_data.DIFFERS),
+    (-1.0, 0.5, claims_data.OPPOSITE),
+], ids=["the paper's cells", "far above the paper's", "no more than the clean error"])
+def test_table2_cross_model_verdicts(shift, clean, verdict):
+    doc = _t2_doc(lambda s, t: min(1.0, max(0.0, paper_figures.TABLE2[s][t] + shift)),
+                  clean=clean)
+    c = _claim(doc, "cross_model")
+    assert c["verdict"] == verdict
+    assert ("do not transfer" in c["sentence"]) == (verdict == claims_data.OPPOSITE)
+
+
+T4_MODELS = zoo.TABLE3
+T4_AMP = ", amplified to stddev=0.1"
+
+
+def _t4_doc(plain, amplified, *, noise=0.02, diag=1.0):
+    """A Table 4 document: ``plain(s, t)`` and ``amplified(s, t)`` give the off-diagonal cells."""
+    rows, names = [], []
+    for kind in ("plain", "noise_lo", "amplified", "noise_hi"):
+        if kind.startswith("noise"):
+            row = f"Gaussian noise, stddev={0.06 if kind == 'noise_lo' else 0.1:g}"
+            names.append(row)
+            for t in T4_MODELS:
+                rows.append({"source": row, "target": t,
+                             "error": {"ours": noise, "paper": paper_figures.TABLE4[row][t]}})
+            rows.append({"source": row, "distortion": {"ours": 0.05, "paper": 0.06}})
+            continue
+        for s in T4_MODELS:
+            row = f"Distorted for {s}" + (T4_AMP if kind == "amplified" else "")
+            names.append(row)
+            fn = plain if kind == "plain" else amplified
+            for t in T4_MODELS:
+                v = diag if s == t else fn(s, t)
+                rows.append({"source": row, "target": t,
+                             "error": {"ours": v, "paper": paper_figures.TABLE4[row][t]}})
+            rows.append({"source": row, "distortion": {
+                "ours": 0.1 if kind == "amplified" else 0.05,
+                "paper": 0.1 if kind == "amplified" else paper_figures.TABLE3[s]["distortion"]}})
+    return {"name": "table4", "rows": rows,
+            "settings": {"columns": list(T4_MODELS), "rows": names,
+                         "clean_error": dict.fromkeys(T4_MODELS, 0.02),
+                         "amplify_factor": dict.fromkeys(T4_MODELS, 2.0),
+                         "amplify_stddev": 0.1}}
+
+
+def _paper4(amplified=False):
+    return lambda s, t: paper_figures.TABLE4[f"Distorted for {s}" + (T4_AMP if amplified
+                                                                     else "")][t]
+
+
+@pytest.mark.parametrize("amplified, verdict", [
+    (_paper4(True), claims_data.REPRODUCED),
+    (lambda s, t: 0.95, claims_data.DIFFERS),
+    (lambda s, t: 0.01, claims_data.OPPOSITE),
+], ids=["the paper's amplified cells", "near total", "below the plain cells"])
+def test_table4_amplified_verdicts(amplified, verdict):
+    doc = _t4_doc(_paper4(), amplified)
+    out = transferability.summarize_table4(doc)
+    c = claims_data.find(out, "amplified")
+    assert c["verdict"] == verdict, c["sentence"]
+    if verdict == claims_data.DIFFERS:
+        assert "so ours transfer more once amplified" in c["sentence"]
+    # the plain diagonal holds by construction and is in no mean
+    assert claims_data.find(out, "table4_diagonal")["by_construction"]
+    plain = out["summaries"]["plain_off_diagonal"]["ours"]
+    assert plain["max"] == pytest.approx(0.262) and plain["min"] == pytest.approx(0.051)
+
+
+def test_table4_same_half_against_across_halves():
+    same_p1 = ("FC100-100-10@P1", "FC123-456-10@P1")
+
+    def across_more(s, t):
+        return 0.1 if s in same_p1 and t in same_p1 else 0.3
+
+    doc = _t4_doc(across_more, _paper4(True))
+    c = _claim(doc, "same_vs_disjoint")
+    assert c["verdict"] == claims_data.OPPOSITE
+    assert "the mean is 10.0%, below the 30.0% across the halves" in c["sentence"]
+    assert _claim(_t4_doc(_paper4(), _paper4(True)), "same_vs_disjoint")["verdict"] == \
+        claims_data.REPRODUCED
+    assert _claim(doc, "cross_training")["verdict"] == claims_data.DIFFERS   # 30% vs 6.9%
+    noise = _claim(_t4_doc(across_more, _paper4(True), noise=0.2), "table4_noise")
+    assert noise["outcome"] == "not" and noise["sentence"].startswith("10 of the 12")
+
+
+def test_summaries_are_recomputed_from_the_rows():
+    """``experiments.refresh`` (what a counterfactual test uses) rebuilds the claims."""
+    from intriguing.experiments import refresh
+
+    doc = _t2_doc(_blockwise(0.4, 0.2, 0.2, 0.3))
+    first = refresh(doc)
+    for r in doc["rows"]:
+        if r.get("source") in NONLIN and r.get("target") in NONLIN and r["source"] != r["target"]:
+            r["error"]["ours"] = 0.01
+    again = refresh(doc)
+    assert claims_data.find(first, "similar_models")["outcome"] == "holds"
+    assert claims_data.find(again, "similar_models")["outcome"] == "not"
+
+
+def _curves_doc(table2_rows):
+    rows = (_curve_rows("A", "A", (0.02, 0.06), (0.2, 1.0), (0.0, 0.0))
+            + _curve_rows("A", "B", (0.02, 0.06), (0.1, 0.5), (0.0, 0.1))
+            + _curve_rows("B", "A", (0.01, 0.04), (0.2, 0.8), (0.1, 0.1))
+            + _curve_rows("B", "B", (0.01, 0.04), (0.5, 1.0), (0.0, 0.0)))
+    rows += [{"source": "A", "target": "B", "c": "at the paper's distortion",
+              "error": {"ours": 0.45, "paper": 0.2}}]
+    return {"name": "transfer_curves", "rows": rows,
+            "settings": {"sources": ["A", "B"], "targets": ["A", "B"], "c_grid": [0.1, 1.0],
+                         "n": 7, "table2": table2_rows}}
+
+
+def test_transfer_curves_summary_and_claims_come_from_the_file_alone():
+    table2 = [{"source": "A", "target": "B", "error": {"ours": 0.6, "paper": 0.3}},
+              {"source": "B", "target": "A", "error": {"ours": 0.2, "paper": 0.4}},
+              {"source": "A", "distortion": {"ours": 0.05}},
+              {"source": "B", "distortion": {"ours": 0.03}}]
+    out = transferability.summarize_transfer_curves(_curves_doc(table2))
+    assert out["summaries"]["t2_top"] == "A" and out["summaries"]["d_common"] == 0.04
+    grows = claims_data.find(out, "grows_with_size")
+    assert grows["outcome"] == "grows" and "at half that distortion, on 25.0%" in grows["sentence"]
+    above = claims_data.find(out, "above_noise")
+    assert above["outcome"] == "above" and "in 4 of 4 points" in above["sentence"]
+    # A tops Table 2 but ranks second at the common distortion, and its set was the larger
+    assert claims_data.find(out, "sizes_not_models")["outcome"] == "size"
+    vs_paper = claims_data.find(out, "curves_vs_paper")
+    assert vs_paper["verdict"] == claims_data.DIFFERS        # 45% against the paper's 20%
+    assert claims_data.find(out, "table2_on_curves")["outcome"] == "below"
+    # without Table 2 the comparisons with it say so instead of failing
+    alone = transferability.summarize_transfer_curves(_curves_doc(None))
+    assert claims_data.find(alone, "sizes_not_models")["outcome"] == "no_table2"
+    assert claims_data.find(alone, "table2_on_curves")["outcome"] == "no_table2"

@@ -330,8 +330,8 @@ def transfer_curves(doc: dict, *, table2: dict | None = None, sources: Sequence[
     distortion (black cross) and, given ``table2`` (``table2.json``), ours at our minimum
     distortion (open orange circle). Diagonal panels (the attacked model itself) are shaded.
     """
-    from ..engine import transfer
     from ..experiments import paper
+    from ..plumbing import results
 
     sources = list(sources or doc["settings"]["sources"])
     targets = list(targets or doc["settings"]["targets"])
@@ -344,7 +344,8 @@ def transfer_curves(doc: dict, *, table2: dict | None = None, sources: Sequence[
                              figsize=(1.55 * len(targets) + 0.9, 1.35 * len(sources) + 0.9))
     for (a, s), (b, t) in ((p, q) for p in enumerate(sources) for q in enumerate(targets)):
         ax = axes[a, b]
-        cur = transfer.curve_of(doc, s, t)
+        cur = results.series({**doc, "rows": [r for r in doc["rows"] if "c_value" in r]},
+                             "distortion", ("error", "noise_error"), source=s, target=t)
         d = np.asarray(cur["distortion"])
         ax.plot(d, np.asarray(cur["noise_error"]) * 100, "--", color="#999999", lw=1,
                 label="Gaussian noise, same distortion")

@@ -31,7 +31,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from ..plumbing import checks
+from ..plumbing import checks, results
 from . import attacks
 
 
@@ -343,16 +343,15 @@ def curve_of(doc: Mapping, source: str, target: str) -> dict[str, list[float]]:
     Raises:
         ValueError: no row has this source and target.
     """
-    rows = [r for r in doc["rows"] if r.get("source") == source and r.get("target") == target
-            and "c_value" in r]
-    if not rows:
+    rows = [r for r in doc["rows"] if "c_value" in r]
+    try:
+        cur = results.series({**doc, "rows": rows}, "distortion",
+                             ("c_value", "error", "noise_error"), source=source, target=target)
+    except ValueError:
         raise ValueError(f"no curve for source {source!r} and target {target!r} in "
-                         f"{doc.get('name')!r}")
-    rows.sort(key=lambda r: r["distortion"]["ours"])
-    return {"c": [r["c_value"]["ours"] for r in rows],
-            "distortion": [r["distortion"]["ours"] for r in rows],
-            "error": [r["error"]["ours"] for r in rows],
-            "noise_error": [r["noise_error"]["ours"] for r in rows]}
+                         f"{doc.get('name')!r}") from None
+    return {"c": cur["c_value"], "distortion": cur["distortion"], "error": cur["error"],
+            "noise_error": cur["noise_error"]}
 
 
 def rate_at(distortion: Sequence[float], rate: Sequence[float], at: float) -> float | None:

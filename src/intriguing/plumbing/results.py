@@ -116,3 +116,19 @@ def row(doc: dict[str, Any], **match: str) -> dict[str, Any]:
     if len(hits) != 1:
         raise KeyError(f"{len(hits)} rows of {doc.get('name')!r} match {match}")
     return hits[0]
+
+
+def series(doc: dict[str, Any], by: str, fields: tuple[str, ...], **match: str
+           ) -> dict[str, list[float]]:
+    """Figures of the rows matching ``match`` that hold ``by``, sorted by ``by``: a curve.
+
+    Returns ``{by: [...], field: [...] for each of fields}`` (each figure's "ours").
+
+    Raises:
+        ValueError: no row matches.
+    """
+    rows = [r for r in doc["rows"] if by in r and all(r.get(k) == v for k, v in match.items())]
+    if not rows:
+        raise ValueError(f"no rows of {doc.get('name')!r} match {match} with {by!r}")
+    rows.sort(key=lambda r: r[by]["ours"])
+    return {f: [r[f]["ours"] for r in rows] for f in (by, *fields)}
