@@ -285,7 +285,7 @@ class _Card:
         if stale:
             verdict = NOT_YET
             reason = (f"data/results/{source}.json gives the paper's figure as {cell['paper']:g}, "
-                      f"intriguing.paper as {paper_value:g}: the file is stale; rerun "
+                      f"intriguing.experiments.paper as {paper_value:g}: the file is stale; rerun "
                       f"`python -m intriguing reproduce {source}`.")
         elif by_construction and ours is not None:
             verdict, reason = BY_CONSTRUCTION, note

@@ -31,7 +31,7 @@ def comparison(
     """An HTML table with, per field, a "paper" and an "ours" column.
 
     Args:
-        doc: a results document (``intriguing.results.read``).
+        doc: a results document (``intriguing.plumbing.results.read``).
         fields: ``(field, heading, kind)`` triples; kind as in ``fmt``.
         key: the row's name field.
         extra: further plain string fields to show after the name.
@@ -137,7 +137,7 @@ def layer_bounds(doc: dict, model: str, *, show_paper: bool = False) -> str:
 def alexnet_table5(doc: dict, paper_rows: Sequence[dict]) -> str:
     """The paper's Table 5 beside ours for torchvision's AlexNet, layer by layer.
 
-    ``paper_rows``: ``intriguing.paper.TABLE5``. Our columns: the torchvision layer's size, the
+    ``paper_rows``: ``intriguing.experiments.paper.TABLE5``. Our columns: the torchvision layer's size, the
     bound with random weights, and, when ``table5.json`` has them, with the pretrained weights.
     """
     ours = {}

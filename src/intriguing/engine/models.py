@@ -29,7 +29,7 @@ class DecayedNet(nn.Module):
     """A classifier whose layers carry the paper's per-layer weight-decay constants.
 
     Subclasses fill ``self.body`` (an ``nn.Sequential`` with named layers, so that
-    ``intriguing.units`` can hook any of them by name) and ``self.decay``, a list of
+    ``intriguing.engine.units`` can hook any of them by name) and ``self.decay``, a list of
     ``(layer name, lambda)`` pairs.
     """
 

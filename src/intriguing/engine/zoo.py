@@ -54,7 +54,7 @@ class ModelSpec:
         batch_size, lr: Adam settings.
         pretrain_epochs: autoencoder pre-training epochs (AE400-10 only).
         sparse_ae: AE400-10's pre-training settings, ``(("beta", ...), ("sparsity", ...),
-            ("weight_decay", ...))`` for :func:`intriguing.train.pretrain_autoencoder`; empty
+            ("weight_decay", ...))`` for :func:`intriguing.engine.train.pretrain_autoencoder`; empty
             means that function's defaults.
         description: the paper's description, for tables.
         train_cost: rough single-thread training seconds at book scale; orders ``make book``'s
