@@ -12,6 +12,15 @@ them, Table 1's and Table 3's adversarial sets before the experiments that reuse
 longest chain first. Each task's output goes to ``data/logs/<scale>/<task>.log``; the terminal
 shows one line per task. Results are the same as running the steps one after another: every
 task writes through the same caches, atomically.
+
+The graph is read from the zoo (``zoo.ALL``) and the experiments' registry
+(``experiments.REGISTRY``: each experiment's models and the experiments it waits for), never
+typed here. Why not ``make -j`` on per-task targets: make would need the same graph written out
+as rules (generated from the registry, or typed twice), starts ready targets in the order it
+reads them rather than longest chain first (on 2 cores, starting adversarial training last adds
+its five minutes to the end), and cannot stop starting new tasks after a failure while letting
+the running ones finish. This scheduler does only those three things; caching stays with the
+tasks themselves.
 """
 
 from __future__ import annotations
