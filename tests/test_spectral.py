@@ -1,4 +1,4 @@
-"""Lipschitz bounds (``intriguing.spectral``): formulas against power iteration, exact cases.
+"""Lipschitz bounds (``intriguing.engine.spectral``): formulas against power iteration, exact cases.
 
 Random layers of several shapes, strides and paddings; every linear layer's bound is compared
 with power iteration on the layer's real linear map at its real input shape. Milliseconds to a
@@ -414,6 +414,47 @@ def test_perturbation_ratios_and_certified_radius(tiny_model):
         spectral.jacobian_norms(tiny_model, torch.zeros(0, 1, 28, 28))
 
 
+def test_network_measurements_agree_with_the_pieces(tiny_model):
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 1, 28, 28, generator=gen)
+    xa = (x + 0.02 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+    ok = torch.tensor([True, True, False, True, True, True])
+    xa[1] = x[1]  # a "successful" example with no perturbation: left out of the ratios
+    bounds = spectral.network_bounds(tiny_model, (1, 28, 28))
+    lip = spectral.product_bound(bounds)
+    got = spectral.network_measurements(tiny_model, lip, x, x, xa, ok)
+    local = spectral.jacobian_norms(tiny_model, x)
+    assert got["local_max"] == pytest.approx(local.max().item())
+    assert got["bound_over_local_max"] == pytest.approx(lip / local.max().item())
+    assert got["local_max"] <= lip * (1 + 1e-6)
+    assert got["n_local"] == 6 and got["n_adversarial"] == 4
+    ratios = spectral.perturbation_ratios(tiny_model, x[[0, 3, 4, 5]], xa[[0, 3, 4, 5]])
+    assert got["adversarial_ratio_max"] == pytest.approx(ratios.max().item())
+    assert got["certified_radius_median"] == pytest.approx(
+        spectral.certified_radius(tiny_model, x, lip).median().item())
+    none = spectral.network_measurements(tiny_model, lip, x, x, xa, torch.zeros(6, dtype=bool))
+    assert none["adversarial_ratio_median"] is None and none["attack_norm_median"] is None
+    with pytest.raises(ValueError, match="one set of images"):
+        spectral.network_measurements(tiny_model, lip, x, x, xa[:3], ok)
+
+
+def test_hidden_and_paper_convention_products():
+    bounds = spectral.network_bounds(_small_cnn(), (2, 8, 8))
+    # up to the last hidden nonlinearity: everything but the output layer
+    assert spectral.hidden_product_bound(bounds) == pytest.approx(
+        spectral.product_bound(bounds) / bounds[-1].bound)
+    linear = spectral.network_bounds(_seeded(nn.Sequential(nn.Flatten(), nn.Linear(8, 3))),
+                                     (2, 2, 2))
+    assert spectral.hidden_product_bound(linear) is None
+    # the 2x2 pooling does not overlap: the paper's convention changes nothing here
+    assert spectral.product_bound_pooling_as_paper(bounds) == pytest.approx(
+        spectral.product_bound(bounds))
+    overlapping = spectral.network_bounds(
+        _seeded(nn.Sequential(nn.Conv2d(1, 2, 3, padding=1), nn.MaxPool2d(3, 2))), (1, 9, 9))
+    assert spectral.product_bound_pooling_as_paper(overlapping) == pytest.approx(
+        spectral.product_bound(overlapping) / 2)
+
+
 # --------------------------------------------------------------------------------------------
 # AlexNet (torchvision's, random weights: never downloads)
 
@@ -466,11 +507,15 @@ def test_random_alexnet_bounds_hold_for_every_layer(monkeypatch, tmp_path):
 # The Table 5 experiment, end to end on synthetic data
 
 
-def test_table5_writes_every_model_and_its_measurements(synthetic_mnist, monkeypatch, tiny):
+def test_table5_writes_every_model_and_its_measurements(synthetic_mnist, monkeypatch, tiny,
+                                                        tiny_zoo):
     from intriguing import zoo
     from intriguing.experiments import REGISTRY, spectral_analysis
     from intriguing.plumbing import config, results
 
+    for name in [*zoo.TABLE1, *zoo.TABLE3]:  # the sets Table 5 reads, made once this session
+        tiny_zoo.adversarial_set(name, tiny, split="test", limit=tiny.attack_limit)
+    tiny_zoo.adversarial_set("ConvNet", tiny, split="test", limit=6)
     monkeypatch.setitem(config.SCALES, tiny.name, tiny)
     monkeypatch.setattr(spectral, "alexnet_weights_path", lambda: None)
     monkeypatch.setattr(spectral, "alexnet_bounds",  # AlexNet itself: the slow test above
@@ -498,3 +543,107 @@ def test_table5_writes_every_model_and_its_measurements(synthetic_mnist, monkeyp
     alex = results.row(doc, model="AlexNet (random weights)", layer="network")
     assert alex["bound_pooling_as_paper"]["ours"] == pytest.approx(alex["bound"]["ours"])
     assert doc["settings"]["alexnet"]["pretrained_path"] is None
+    # The file carries the chapter's claims, made from these rows.
+    verdict = {c["id"]: c["verdict"] for c in doc["claims"]}
+    assert verdict["bounds_checked"] == "reproduced" and verdict["alexnet_vs_paper"] == "not run"
+
+
+# --------------------------------------------------------------------------------------------
+# The chapter's claims, from a small synthetic table5.json
+
+
+def _layer(model, layer, kind, bound, pi=None, paper=None, table5_layer=""):
+    return {"model": model, "layer": layer, "kind": kind, "table5_layer": table5_layer,
+            "bound": {"ours": bound, "paper": paper},
+            "power_iteration": {"ours": pi, "paper": None}}
+
+
+def _network(model, bound, local_max, local_median, adv_median, adv_max, radius, found, n_adv=9):
+    cell = lambda v: {"ours": v, "paper": None}  # noqa: E731
+    return {"model": model, "layer": "network", "kind": "network", "bound": cell(bound),
+            "local_max": cell(local_max), "local_median": cell(local_median),
+            "adversarial_ratio_median": cell(adv_median), "adversarial_ratio_max": cell(adv_max),
+            "certified_radius_median": cell(radius), "attack_norm_median": cell(found),
+            "bound_over_local_max": cell(bound / local_max), "n_adversarial": cell(n_adv)}
+
+
+def _table5_doc(*, mlp_local_max=1.0, alexnet_pretrained=False):
+    """A linear model (bound = its gain), a sigmoid network (bound 4, largest gain given) and
+    AlexNet (three overlapping poolings), as ``table5`` writes them."""
+    rows = [_layer("FC10(1e-4)", "fc", "linear", 2.0, 2.0),
+            _network("FC10(1e-4)", 2.0, 2.0, 2.0, 1.5, 1.9, 0.2, 0.8),
+            _layer("FC100-100-10", "fc1", "linear", 8.0, 8.0), _layer("FC100-100-10", "sig1",
+                                                                      "sigmoid", 0.25),
+            _layer("FC100-100-10", "out", "linear", 2.0, 2.0),
+            _network("FC100-100-10", 4.0, mlp_local_max, 0.5, 0.3, 0.9, 0.05, 1.5)]
+    alex = "AlexNet (pretrained)" if alexnet_pretrained else "AlexNet (random weights)"
+    for i, b in enumerate((3.0, 9.0)):
+        rows.append(_layer(alex, f"c{i}", "conv", b, b * 0.99, 2.75 if alexnet_pretrained and
+                           i == 0 else (10.0 if alexnet_pretrained else None), f"Conv. {i + 1}"))
+    rows += [_layer(alex, f"p{i}", "maxpool", 2.0) for i in range(3)]
+    rows.append({"model": alex, "layer": "network", "kind": "network",
+                 "bound": {"ours": 216.0, "paper": None},
+                 "bound_pooling_as_paper": {"ours": 27.0, "paper": None}})
+    return {"name": "table5", "scale": "tiny", "rows": rows,
+            "settings": {"n_test": 50, "attacked": {"FC10(1e-4)": {"n": 10},
+                                                    "FC100-100-10": {"n": 10}},
+                         "power_iteration": {"alexnet": {"iters": 100}}}}
+
+
+def _claims(doc):
+    from intriguing.experiments import refresh
+    return {c["id"]: c for c in refresh(doc)["claims"]}
+
+
+def test_table5_claims_follow_the_numbers():
+    got = _claims(_table5_doc(mlp_local_max=1.0))
+    assert set(got) == {"bounds_checked", "linear_exact", "bounds_loose", "adversarial_gain",
+                        "certificate_gap", "alexnet_checked", "alexnet_pooling",
+                        "alexnet_vs_paper"}
+    assert got["bounds_checked"]["verdict"] == "reproduced"
+    assert got["linear_exact"]["outcome"] == "holds"
+    assert "at least 90%" in got["linear_exact"]["sentence"]
+    loose = got["bounds_loose"]
+    assert loose["verdict"] == "reproduced" and "4 (FC100-100-10)" in loose["sentence"]
+    assert got["adversarial_gain"]["outcome"] == "holds"
+    cert = got["certificate_gap"]
+    assert cert["by_construction"] and "4.0 (FC10(1e-4)) to 30.0 (FC100-100-10)" in cert["sentence"]
+    assert got["alexnet_pooling"]["verdict"] == "differs"
+    assert "multiplies the product by 8" in got["alexnet_pooling"]["sentence"]
+    assert "792,792" in got["alexnet_pooling"]["sentence"]
+    assert got["alexnet_vs_paper"]["verdict"] == "not run"
+    assert "torch cache" in got["alexnet_vs_paper"]["sentence"]
+    assert got["alexnet_checked"]["outcome"] == "holds"
+
+
+def test_a_nearly_tight_bound_is_not_called_loose():
+    got = _claims(_table5_doc(mlp_local_max=3.0))  # bound 4 over a largest gain of 3
+    loose = got["bounds_loose"]
+    assert loose["verdict"] == "differs" and "within a factor 2" in loose["sentence"]
+    assert "FC100-100-10" in loose["sentence"]
+
+
+def test_a_bound_below_a_measurement_is_a_difference():
+    doc = _table5_doc()
+    doc["rows"][2]["power_iteration"]["ours"] = 9.0  # above fc1's bound of 8
+    doc["rows"][5]["adversarial_ratio_max"]["ours"] = 5.0  # above the network's bound of 4
+    got = _claims(doc)["bounds_checked"]
+    assert got["verdict"] == "differs" and got["reason"]
+    assert "1 of the" in got["sentence"] and "on 1 of the 2 models" in got["sentence"]
+
+
+def test_adversarial_gain_above_the_typical_gain_is_said_so():
+    doc = _table5_doc()
+    doc["rows"][5]["adversarial_ratio_median"]["ours"] = 0.8  # local median 0.5
+    got = _claims(doc)["adversarial_gain"]
+    assert got["outcome"] == "not" and "not smaller for FC100-100-10" in got["sentence"]
+
+
+def test_pretrained_alexnet_is_judged_against_table5():
+    got = _claims(_table5_doc(alexnet_pretrained=True))["alexnet_vs_paper"]
+    # Conv. 1: 3 against 2.75 (within 10%); Conv. 2: 9 against 10 (within 10%)
+    assert got["verdict"] == "reproduced"
+    doc = _table5_doc(alexnet_pretrained=True)
+    doc["rows"][6]["bound"]["ours"] = 5.0  # Conv. 1 at 5 against 2.75
+    got = _claims(doc)["alexnet_vs_paper"]
+    assert got["verdict"] == "differs" and "1 of the 2" in got["sentence"]

@@ -324,14 +324,17 @@ def _alexnet_claims(doc: dict[str, Any], summaries: dict[str, Any]) -> list[dict
     out.append(claims.make(
         "alexnet_pooling",
         paper="Section 4.3 and Table 5: max-pooling is contractive, so it adds nothing to the "
-              "product (the paper's eight bounds multiply to {:.3g}).".format(paper_product),
+              f"product (the paper's eight bounds multiply to {paper_product:,.0f}).",
         outcome=claims.DIFFERS if factor > 1 + ROUNDING else claims.REPRODUCED, figures=pool_fig,
         text={claims.DIFFERS: "Counting AlexNet's {k} overlapping max-pooling layers at their "
                               "true constant multiplies the product by {factor:.3g}: "
                               "L = {L:.3g} for the network in our table ({weights}) instead of "
-                              "{L_paper:.3g} with pooling counted as 1.",
+                              "{L_paper:.3g} with pooling counted as 1 (the paper's "
+                              "convention, under which its eight bounds multiply to "
+                              "{paper_L:,.0f}).",
               claims.REPRODUCED: "AlexNet's max-pooling layers do not change the product: "
-                                 "L = {L:.3g} ({weights})."},
+                                 "L = {L:.3g} ({weights}; the paper's eight bounds multiply "
+                                 "to {paper_L:,.0f})."},
         reason="AlexNet's 3x3 pooling windows with stride 2 overlap: one pixel can be the "
                "maximum of up to four windows, so the layer's constant is 2, not 1."))
     if pretrained:
