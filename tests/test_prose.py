@@ -31,8 +31,11 @@ OURS = re.compile(r"\b(our|ours|we|us|this book|this run|here|measured|the table
 #: Words that make a sentence about the paper.
 PAPER = re.compile(r"\b(the paper|paper's|Szegedy|section \d|Table \d|Fig\. \d)", re.I)
 
-#: Sentences that pass although they match, with the reason. Keep it short.
-ALLOWED: dict[str, str] = {}
+#: Sentences (by their start) that pass although they match, with the reason. Keep it short.
+ALLOWED: dict[str, str] = {
+    "Twenty-four tests at the 5% level would flag about one difference by chance":
+        "random_directions: the Holm correction's rationale; 5% is the test level (method).",
+}
 
 
 def _markdown(page: Path) -> str:
@@ -73,7 +76,7 @@ def typed_results(text: str) -> list[str]:
     out = []
     for s in sentences(text):
         s_num = SETTING.sub(" ", s)
-        if s in ALLOWED:
+        if any(s.startswith(start) for start in ALLOWED):
             continue
         about_paper = PAPER.search(s) and not OURS.search(s)
         number = NUMBER.search(s_num) and not about_paper
