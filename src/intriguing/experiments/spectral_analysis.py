@@ -223,7 +223,8 @@ def _zoo_claims(doc: dict[str, Any], nets: dict[str, dict[str, Any]], n_test: in
                               "iteration on the layer's real linear map, and on {over} of the "
                               "{m} models a measured gain exceeds the product bound."},
         reason="A bound below a measurement means an error in a formula or in its "
-               "implementation."))
+               "implementation.",
+        by_construction=True))  # a true upper bound holds whatever the weights: a check
     if linear:
         gap = max(abs(loose[m] - 1) for m in linear)
         fooled = {m: nets[m]["n_adversarial"]["ours"] / attacked[m]["n"]
