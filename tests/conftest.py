@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from intriguing import data, zoo
+from intriguing import attacks, data, zoo
 from intriguing.engine import advsets, advtrain
 from intriguing.plumbing import config
 
@@ -39,8 +39,10 @@ def synthetic_mnist(monkeypatch, tmp_path):
     x, y = _synthetic_set()
     monkeypatch.setattr(data, "load_mnist", _fake_loader(x, y))
     zoo._MEMO.clear()
+    advtrain._MEMO.clear()
     yield x, y
     zoo._MEMO.clear()
+    advtrain._MEMO.clear()
 
 
 class TinyZoo:
@@ -52,8 +54,13 @@ class TinyZoo:
     ``synthetic_mnist`` set), so a test that damages or rewrites its copy changes nothing for the
     next. The caches are keyed by settings, not by data, so a copy is exactly the file the test
     would have made itself (training and the attack are deterministic; tests check both).
-    ``zoo`` and ``advtrain`` memos are left as the test had them.
+    ``zoo`` and ``advtrain`` memos are left as the test had them, and the files are made with the
+    real training and attack even where the asking test has replaced them.
     """
+
+    #: What tests replace (``monkeypatch.setattr``) that the session's files must not use.
+    REAL = ((zoo, "_train", zoo._train), (advtrain, "fit", advtrain.fit),
+            (attacks, "lbfgs", attacks.lbfgs))
 
     def __init__(self, root: Path):
         self.root = root
@@ -65,6 +72,8 @@ class TinyZoo:
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv(config.DATA_DIR_ENV, str(self.root))
             mp.setattr(data, "load_mnist", _fake_loader(*_synthetic_set()))
+            for module, name, real in self.REAL:
+                mp.setattr(module, name, real)
             zoo._MEMO.clear()
             advtrain._MEMO.clear()
             try:
@@ -74,20 +83,21 @@ class TinyZoo:
                     memo.clear()
                     memo.update(saved)
 
-    def _install(self, what: tuple, make) -> list[Path]:
-        """Copy the files ``make()`` writes (made once per session) into the current data dir."""
+    def _make(self, what: tuple, make) -> list[Path]:
+        """The files ``make()`` writes in the session's data dir, made on the first call."""
         if what not in self._made:
             with self._home():
                 before = set(self.root.rglob("*.pt"))
                 make()
                 self._made[what] = sorted(set(self.root.rglob("*.pt")) - before)
-        copies = []
-        for src in self._made[what]:
+        return self._made[what]
+
+    def _install(self, what: tuple, make) -> None:
+        """Copy the files of ``_make(what, make)`` into the current data dir."""
+        for src in self._make(what, make):
             dest = config.data_dir() / src.relative_to(self.root)
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dest)
-            copies.append(dest)
-        return copies
 
     def model(self, name: str, scale: config.Scale) -> Path:
         """Install the trained zoo model ``name`` at ``scale``; returns its cache path."""
@@ -95,11 +105,15 @@ class TinyZoo:
                                                                 progress=False))
         return zoo.cache_path(name, scale)
 
-    def adversarial_set(self, name: str, scale: config.Scale, **kwargs) -> None:
-        """Install ``advsets.load(name, scale=scale, **kwargs)``'s set (and the model)."""
+    def adversarial_set(self, name: str, scale: config.Scale, *, split: str | None = None,
+                        limit: int | None = None) -> None:
+        """Install ``advsets.load(name, split=..., limit=..., scale=scale)``'s set and model
+        (default settings and targets)."""
         self.model(name, scale)
-        self._install(("set", name, scale, tuple(sorted(kwargs.items()))),
-                      lambda: advsets.load(name, scale=scale, progress=False, **kwargs))
+        split = split or scale.attack_split
+        limit = scale.attack_limit if limit is None else limit
+        self._install(("set", name, scale, split, limit), lambda: advsets.load(
+            name, split=split, limit=limit, scale=scale, progress=False))
 
     def adversarially_trained(self, settings: advtrain.AdvTrainSettings,
                               scale: config.Scale) -> Path:
@@ -107,6 +121,17 @@ class TinyZoo:
         self._install(("advtrain", settings, scale),
                       lambda: advtrain.load(settings, scale=scale, progress=False))
         return advtrain.cache_path(settings, scale)
+
+    def adversarial_fit(self, settings: advtrain.AdvTrainSettings,
+                        scale: config.Scale) -> tuple[nn.Module, dict]:
+        """What ``advtrain.fit(settings, scale=scale)`` returns (the model in eval mode and its
+        history), fitted once per session; nothing is installed."""
+        [src] = self._make(("advtrain", settings, scale),
+                           lambda: advtrain.load(settings, scale=scale, progress=False))
+        entry = torch.load(src, map_location="cpu", weights_only=True)
+        model = zoo.build(zoo.spec(settings.model))
+        model.load_state_dict(entry["state_dict"])
+        return model.eval(), entry["history"]
 
 
 @pytest.fixture(scope="session")

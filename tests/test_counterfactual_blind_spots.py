@@ -5,8 +5,8 @@ and the page's sentence and the scorecard's verdict change with them."""
 import html
 
 import pytest
-from counterfactual import change, ensure_results, execute, results_copy, row
 
+from counterfactual import change, ensure_results, execute, results_copy, row
 from intriguing.experiments import REGISTRY
 
 pytestmark = pytest.mark.slow

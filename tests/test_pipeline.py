@@ -1,5 +1,6 @@
 """The task graph behind `make book`: order, parallelism, failures, and its fit to the package."""
 
+import json
 import subprocess
 import sys
 
@@ -14,6 +15,27 @@ from intriguing.plumbing.pipeline import Task
 def _task(name, needs=(), cost=1.0, code=0, sleep=0.0):
     argv = (f"import time, sys; time.sleep({sleep}); print({name!r}); sys.exit({code})",)
     return Task(name, argv, tuple(needs), cost)
+
+
+#: A task that records its wall-clock ``[start, end]`` in ``<folder>/<me>.json`` and does not end
+#: before ``peer`` has started (or ``wait`` seconds have passed). Two such tasks run side by side
+#: therefore overlap in time, however slowly the machine starts them, and one after the other
+#: they cannot.
+_MEET = """
+import json, pathlib, time
+folder, me, peer, wait = pathlib.Path({folder!r}), {me!r}, {peer!r}, {wait!r}
+start = time.time()
+(folder / (me + ".started")).touch()
+deadline = time.monotonic() + wait
+while not (folder / (peer + ".started")).exists() and time.monotonic() < deadline:
+    time.sleep(0.005)
+(folder / (me + ".json")).write_text(json.dumps([start, time.time()]))
+print(me)
+"""
+
+
+def _meeting(name, peer, folder, wait):
+    return Task(name, (_MEET.format(folder=str(folder), me=name, peer=peer, wait=wait),), (), 1.0)
 
 
 def _launch(order):
@@ -52,17 +74,23 @@ def test_bad_graphs_are_named(graph, match):
         pipeline.priorities(graph)
 
 
-def test_run_respects_needs_and_runs_in_parallel(tmp_path):
-    graph = {t.name: t for t in [_task("slow", sleep=0.6), _task("quick", sleep=0.6),
-                                 _task("after", ["slow", "quick"])]}
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_run_respects_needs_and_runs_independent_tasks_side_by_side(tmp_path, jobs):
+    # side by side, each task ends as soon as the other has started; alone, the first waits
+    wait = 30.0 if jobs == 2 else 0.2
+    graph = {t.name: t for t in [_meeting("left", "right", tmp_path, wait),
+                                 _meeting("right", "left", tmp_path, wait),
+                                 _task("after", ["left", "right"])]}
     order, lines = [], []
-    seconds = pipeline.run(graph, jobs=2, log_dir=tmp_path, launch=_launch(order),
+    seconds = pipeline.run(graph, jobs=jobs, log_dir=tmp_path / "logs", launch=_launch(order),
                            say=lines.append, poll=0.02)
     assert set(seconds) == set(graph) and order[-1] == "after"
-    assert (tmp_path / "after.log").read_text().strip() == "after"
+    assert (tmp_path / "logs" / "after.log").read_text().strip() == "after"
     assert any("[3/3] after done" in line for line in lines)
-    # The two independent tasks overlapped: the whole run took less than their sum.
-    assert max(seconds["slow"], seconds["quick"]) < 1.2
+    (start_l, end_l), (start_r, end_r) = (json.loads((tmp_path / f"{n}.json").read_text())
+                                          for n in ("left", "right"))
+    overlap = max(start_l, start_r) < min(end_l, end_r)
+    assert overlap == (jobs == 2), (jobs, start_l, end_l, start_r, end_r)
 
 
 def test_a_failure_stops_new_tasks_and_names_the_log(tmp_path):

@@ -137,8 +137,9 @@ def layer_bounds(doc: dict, model: str, *, show_paper: bool = False) -> str:
 def alexnet_table5(doc: dict, paper_rows: Sequence[dict]) -> str:
     """The paper's Table 5 beside ours for torchvision's AlexNet, layer by layer.
 
-    ``paper_rows``: ``intriguing.experiments.paper.TABLE5``. Our columns: the torchvision layer's size, the
-    bound with random weights, and, when ``table5.json`` has them, with the pretrained weights.
+    ``paper_rows``: ``intriguing.experiments.paper.TABLE5``. Our columns: the torchvision
+    layer's size, the bound with random weights, and, when ``table5.json`` has them, with the
+    pretrained weights.
     """
     ours = {}
     for r in doc["rows"]:

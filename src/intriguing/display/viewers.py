@@ -342,7 +342,8 @@ def linked_stacks(frames: Sequence, controls: Sequence[widgets.Widget],
     with ``widgets.jslink`` alone. ``frames`` is a nested list, one level per control (e.g.
     ``frames[i][t][k]``); control ``l`` (anything with an integer ``index`` trait: Dropdown,
     SelectionSlider, ToggleButtons) is linked to the ``selected_index`` of every Stack at depth
-    ``l``. Both the attack viewer and the top-k viewer of ``intriguing.display.unit_viewers`` use it.
+    ``l``. Both the attack viewer and the top-k viewer of ``intriguing.display.unit_viewers``
+    use it.
 
     Args:
         frames: nested lists of widgets, as deep as ``controls`` is long.

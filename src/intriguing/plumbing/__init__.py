@@ -1,3 +1,4 @@
-"""Plumbing: scales and paths (``config``), atomic writes and hashes (``files``), results files
-(``results``), claims as data (``claims``), the task graph (``pipeline``), the book's offline
-JavaScript (``webassets``), and the entry points (``cli``, ``bench``)."""
+"""Plumbing: scales and paths (``config``), argument checks (``checks``), atomic writes and hashes
+(``files``), on-disk caches (``cache``: key, read-or-make), results files (``results``), claims
+as data (``claims``), the task graph (``pipeline``), the book's offline JavaScript
+(``webassets``), and the entry points (``cli``, ``bench``)."""

@@ -4,7 +4,8 @@ Why: chapters never type a measured number; they read it from a results file tha
 it came from (scale, seconds, git commit, library versions, settings) and holds each figure as
 ``{"ours": ..., "paper": ...}`` beside the paper's. Files are written atomically.
 
-References: Szegedy et al. 2014, arXiv:1312.6199 (the "paper" figures, via ``intriguing.experiments.paper``).
+References: Szegedy et al. 2014, arXiv:1312.6199 (the "paper" figures, via
+``intriguing.experiments.paper``).
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from . import checks
+
 REPRODUCED = "reproduced"
 DIFFERS = "differs"
 UNAVAILABLE = "not available here"
@@ -105,8 +107,7 @@ def judge(ours: float | None, paper_value: float | None, kind: str) -> str:
     Raises:
         ValueError: ``kind`` is not a key of ``TOLERANCES``.
     """
-    if kind not in TOLERANCES:
-        raise ValueError(f"kind must be one of {sorted(TOLERANCES)}, got {kind!r}")
+    checks.one_of("kind", kind, sorted(TOLERANCES))
     if ours is None or paper_value is None:
         return UNAVAILABLE
     if not (math.isfinite(ours) and math.isfinite(paper_value)):
