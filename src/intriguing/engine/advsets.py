@@ -131,8 +131,8 @@ def fixed_c(
     """One solve at the fixed constant ``c`` for every image of a set (no search), cached.
 
     Why: the transfer curves (``experiments.transferability.transfer_curves``) ask how transfer
-    grows with the size of the perturbation. One solve of the paper's problem at a fixed ``c`` per image
-    (``attacks.lbfgs(..., c=c)``) gives a set whose perturbations all share one trade-off
+    grows with the size of the perturbation. One solve of the paper's problem at a fixed ``c``
+    per image (``attacks.lbfgs(..., c=c)``) gives a set whose perturbations all share one trade-off
     between distortion and loss; a grid of ``c`` gives a family of sets from large to tiny
     perturbations. Each set is cached like ``load``'s (the key adds ``c``), so a rebuild never
     attacks again. The targets are ``load``'s (``random_targets`` with ``seed``).
