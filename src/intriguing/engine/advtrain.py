@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from tqdm import tqdm  # text bars on stderr, which the book build drops
 
 from ..plumbing import cache, checks, config
-from . import attacks, data, models, train, zoo
+from . import attacks, data, models, numerics, train, zoo
 
 CACHE_VERSION = 1
 #: The pool's random stream (sources, targets, replaced slots, samples) is seeded with the zoo
@@ -225,6 +225,7 @@ def _refresh_steps(steps_per_epoch: int, per_epoch: int) -> set[int]:
     return {(j * steps_per_epoch) // per_epoch for j in range(per_epoch)}
 
 
+@numerics.flush_subnormals()
 def fit(settings: AdvTrainSettings | None = None, *, scale: str | config.Scale | None = None,
         progress: bool = True) -> tuple[models.DecayedNet, dict]:
     """Train ``settings.model`` with a refreshed pool of its own adversarial examples (no cache).
@@ -362,7 +363,8 @@ def _entry(settings: AdvTrainSettings | None, scale: str | config.Scale | None, 
         model, history = fit(settings, scale=sc, progress=progress)
         return {"name": f"{settings.model} (adversarial training)",
                 "settings": json.dumps(settings.as_dict()), "scale": sc.name,
-                "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+                "state_dict": numerics.without_subnormals(
+                    {k: v.detach().cpu() for k, v in model.state_dict().items()}),
                 "history": history, "torch": str(torch.__version__)}
 
     entry = cache.read_or_make(path, key, make, check=fits, what="model cache",
@@ -389,7 +391,7 @@ def load(settings: AdvTrainSettings | None = None, *, scale: str | config.Scale 
     settings = _check_settings(settings, sc)
     entry = _entry(settings, sc, retrain, progress)
     model = zoo.build(zoo.spec(settings.model))
-    model.load_state_dict(entry["state_dict"])
+    model.load_state_dict(numerics.without_subnormals(entry["state_dict"]))
     return frozen_copy(model)
 
 
