@@ -7,9 +7,10 @@ and the front matter only read those files (``plumbing.results.read``).
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
-from ..plumbing import checks, files, results
+from ..plumbing import checks, files
 from . import (
     adversarial_training,
     blind_spots,
@@ -43,11 +44,9 @@ def refresh(doc: dict[str, Any]) -> dict[str, Any]:
     return {**doc, **get(doc["name"]).summarize(doc)}
 
 
-def rewrite(doc: dict[str, Any], folder: Any) -> None:
+def rewrite(doc: dict[str, Any], folder: str | Path) -> None:
     """Write ``refresh(doc)`` atomically to ``folder/<name>.json`` (a copy of the results)."""
-    from pathlib import Path
-
     files.atomic_write_json(Path(folder) / f"{doc['name']}.json", refresh(doc))
 
 
-__all__ = ["REGISTRY", "Experiment", "get", "refresh", "rewrite", "results"]
+__all__ = ["REGISTRY", "Experiment", "get", "refresh", "rewrite"]
