@@ -40,7 +40,7 @@ def results_copy(tmp_path: Path, scale: str = SCALE) -> Path:
     real = config.data_dir()
     dest = tmp_path / "data"
     dest.mkdir()
-    for sub in ("mnist", "models", "adversarial", "frames"):
+    for sub in ("mnist", "models", "adversarial"):  # viewer frames live in adversarial/
         if (real / sub).exists():
             (dest / sub).symlink_to(real / sub, target_is_directory=True)
     src = results.path("table1", scale).parent
