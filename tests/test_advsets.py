@@ -167,3 +167,49 @@ def test_viewer_frames_are_made_once_then_read(synthetic_mnist, monkeypatch, tin
     with pytest.warns(UserWarning, match="corrupted"):
         advsets.viewer_frames("FC10(1e-2)", models=["FC10(1)"], n_images=1, c_grid=c_grid,
                               scale=tiny, progress=False)
+
+
+# --------------------------------------------------------------------------------------------
+# The every-target set (Table 1's target rules)
+
+
+def test_every_target_set_lines_up_with_its_targets_and_is_reused(synthetic_mnist, monkeypatch,
+                                                                   tiny, tiny_zoo):
+    from intriguing import zoo
+
+    tiny_zoo.model("FC10(1e-2)", tiny)
+    seen = []
+    real = attacks.lbfgs
+
+    def spy(model, images, targets, **kwargs):
+        seen.append(len(images))
+        return real(model, images, targets, **kwargs)
+
+    monkeypatch.setattr(attacks, "lbfgs", spy)
+    ev = advsets.every_target("FC10(1e-2)", n=4, scale=tiny, progress=False)
+    assert seen == [36]  # one call over the 4 x 9 (image, target) rows
+    assert ev["targets"].shape == ev["distortion"].shape == ev["success"].shape == (4, 9)
+    assert ev["adversarial"].shape == (4, 9, 1, 28, 28)
+    assert torch.equal(ev["targets"], advsets.wrong_labels(ev["labels"]))
+    net = zoo.load("FC10(1e-2)", scale=tiny)
+    with torch.no_grad():
+        pred = net(ev["adversarial"].reshape(36, 1, 28, 28)).argmax(1).reshape(4, 9)
+    assert torch.equal(ev["success"], pred == ev["targets"])
+    again = attacks.distortion(ev["images"].repeat_interleave(9, 0),
+                               ev["adversarial"].reshape(36, 1, 28, 28)).reshape(4, 9)
+    torch.testing.assert_close(again, ev["distortion"])
+    names = [p.name for p in config.adversarial_dir().iterdir()]
+    assert sum("-every-" in n for n in names) == 1
+
+    def no_attack(*args, **kwargs):
+        raise AssertionError("the cached every-target set should have been reused")
+
+    monkeypatch.setattr(attacks, "lbfgs", no_attack)
+    cached = advsets.every_target("FC10(1e-2)", n=4, scale=tiny, progress=False)
+    assert torch.equal(cached["distortion"], ev["distortion"])
+
+
+@pytest.mark.parametrize("n", [0, -3, 2.5, "4"])
+def test_every_target_rejects_a_bad_n(n):
+    with pytest.raises(ValueError, match="n must be a positive int"):
+        advsets.every_target("FC10(1e-2)", n=n, scale="smoke", progress=False)

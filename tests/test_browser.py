@@ -410,7 +410,8 @@ def test_config_points_at_the_fetched_files():
     assert tuple(cfg["nb_ipywidgets_js"]) == webassets.NB_IPYWIDGETS_JS
     assert all(not v for v in cfg["nb_ipywidgets_js"].values())  # no crossorigin, no CDN hint
     assert cfg["mathjax_path"] == webassets.MATHJAX_PATH
-    assert cfg["html_extra_path"] == [f"book/_web/{webassets.SITE}"]
+    # The fetched assets, then the committed browser attack engine (book/_extra/js).
+    assert cfg["html_extra_path"] == [f"book/_web/{webassets.SITE}", "book/_extra"]
     rules = [dest for p in webassets.PACKAGES for _, dest in p.rules] + list(webassets.GENERATED)
     for script in (*webassets.NB_IPYWIDGETS_JS, webassets.MATHJAX_PATH):
         assert script.startswith("../") and script[3:] in rules

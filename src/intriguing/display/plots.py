@@ -441,41 +441,140 @@ def fourier_norm_map(norms: torch.Tensor | np.ndarray) -> Figure:
 
 
 def advtrain_curves(doc: dict) -> Figure:
-    """Adversarial training against weight decay alone, epoch by epoch (``advtrain.json``).
+    """The variants of ``advtrain.json`` epoch by epoch: weight decay alone, the input pool,
+    per-layer pools and dropout.
 
-    Left: test error of both networks (the clean warm-up epochs shaded). Middle: the
-    mean distortion of the fresh adversarial examples made at each refresh of the pool, against
-    the model as it was then. Right: the part of the pool examples in each epoch's minibatches
-    that the network misclassified while it trained on them.
+    Panels: the test error (the pools' clean warm-up shaded); the training loss (solid: the
+    objective, clean and pool examples together; dashed: the clean images' part); the part of
+    each pool's examples in the epoch's minibatches that the network misclassified (per pool
+    for the per-layer run); the mean distortion of the fresh examples of each refresh, against
+    the network as it was then (pixels for the input, activations for a hidden layer).
     """
-    curves = doc["settings"]["curves"]
-    warmup = doc["settings"]["settings"]["warmup_epochs"]
-    adv, base = curves["adversarial training"], curves["weight decay"]
-    colors = {"weight decay": "#7f7f7f", "adversarial training": "#1f77b4"}
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.4))
+    s = doc["settings"]
+    curves = s["curves"]
+    warmups = [v["warmup_epochs"] for v in (s.get("variants") or {}).values()
+               if v and v.get("layers")]
+    fig, axes = plt.subplots(1, 4, figsize=(15, 3.4))
+    styles = {"input": "-", "act1": "--", "act2": ":"}
+    for k, (name, c) in enumerate(curves.items()):
+        color = ADVTRAIN_COLORS.get(name, f"C{k}")
+        axes[0].plot(c["epoch"], np.asarray(c["test_error"]) * 100, lw=1.5, color=color,
+                     label=name)
+        axes[1].plot(c["epoch"], c["loss"], lw=1.5, color=color, label=name)
+        if c.get("clean_loss") and c.get("pool_error"):
+            axes[1].plot(c["epoch"], c["clean_loss"], lw=1, ls="--", color=color)
+        by_layer = c.get("pool_error_by_layer") or {}
+        if len(by_layer) > 1:
+            for layer, vals in by_layer.items():
+                axes[2].plot(c["pool_epoch"], np.asarray(vals) * 100, lw=1,
+                             ls=styles.get(layer, "-"), color=color, label=f"{name}: {layer}")
+        elif c.get("pool_error"):
+            axes[2].plot(c["pool_epoch"], np.asarray(c["pool_error"]) * 100, lw=1.2,
+                         color=color, label=name)
+        if c.get("fresh_distortion"):
+            layers = c.get("fresh_layer") or ["input"] * len(c["fresh_distortion"])
+            for layer in dict.fromkeys(layers):
+                pts = [(e, d) for e, d, lay in zip(c["refresh_epoch"], c["fresh_distortion"],
+                                                   layers, strict=True) if lay == layer]
+                axes[3].plot(*zip(*pts, strict=True), ls=styles.get(layer, "-"), lw=1,
+                             color=color, label=f"{name}: {layer}")
+    if warmups:
+        axes[0].axvspan(0.5, max(warmups) + 0.5, color="#eeeeee", zorder=0,
+                        label="clean warm-up")
+    labels = [("test error (%)", "epoch"), ("training loss", "epoch"),
+              ("pool examples misclassified (%)", "epoch"),
+              ("distortion of fresh examples", "epoch (at the refresh)")]
+    for ax, (ylabel, xlabel) in zip(axes, labels, strict=True):
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=6, frameon=False)
+    axes[0].set_ylim(bottom=0)
+    axes[2].set_ylim(bottom=0)
+    fig.tight_layout()
+    return fig
+
+
+
+def target_rules(doc: dict) -> Figure:
+    """Table 1's mean distortion per model under each target rule, the paper's as a star.
+
+    ``table1.json``'s ``distortion_<rule>`` cells: the band from the easiest to the hardest
+    target per image, the mean over every target, the random rule and the untargeted one (the
+    easiest by construction, drawn beside it); the paper's figure as a black star.
+    """
+    rows = [r for r in doc["rows"] if "distortion_hardest" in r]
+    if not rows:
+        raise ValueError(f"no row of {doc.get('name')!r} holds the target rules' distortions")
+
+    def get(r: dict, rule: str) -> float:
+        v = r[f"distortion_{rule}"]["ours"]
+        return np.nan if v is None else v
+
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(1.1 * len(rows) + 2.5, 3.4))
+    lo = np.array([get(r, "easiest") for r in rows])
+    hi = np.array([get(r, "hardest") for r in rows])
+    ax.bar(x, hi - lo, 0.5, bottom=lo, color="#c6dbef", label="easiest to hardest target")
+    ax.plot(x, [get(r, "every") for r in rows], "o", color="#1f77b4", label="every target")
+    ax.plot(x, [get(r, "random") for r in rows], "s", color="#ff7f0e", label="random target")
+    ax.plot(x + 0.18, [get(r, "untargeted") for r in rows], "v", ms=5, color="#2ca02c",
+            label="untargeted (= easiest)")
+    paper_values = [np.nan if r["distortion"]["paper"] is None else r["distortion"]["paper"]
+                    for r in rows]
+    ax.plot(x, paper_values, "*", ms=12, color="black", label="paper")
+    ax.set_xticks(x, [r["model"] for r in rows], rotation=20, ha="right", fontsize=8)
+    ax.set_ylabel("mean distortion (per-pixel rms)")
+    ax.set_ylim(bottom=0)
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend(frameon=False, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    fig.tight_layout()
+    return fig
+
+
+#: One colour per adversarial-training variant, shared by the chapter's figures.
+ADVTRAIN_COLORS = {"weight decay": "#7f7f7f", "input pool": "#1f77b4",
+                   "per-layer pools": "#d62728", "dropout": "#2ca02c"}
+
+
+def advtrain_ablations(doc: dict) -> Figure:
+    """The ablations of ``advtrain_ablations.json``, each run of the short schedule beside the
+    others.
+
+    Left: each run's test error (bars; hatched where the paired test tells it from weight decay
+    alone, p < 0.05), with weight decay alone as a dashed line. Middle: the training loss epoch
+    by epoch. Right: the part of the pool examples in each epoch's minibatches misclassified.
+    """
+    s = doc["settings"]
+    rows = doc["rows"]
+    base = s["baseline"]
+    e_base = next(r["test_error"]["ours"] for r in rows if r["model"] == base)
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.8), gridspec_kw={"width_ratios": [1.2, 1, 1]})
     ax = axes[0]
-    for name, c in (("weight decay", base), ("adversarial training", adv)):
-        ax.plot(c["epoch"], np.asarray(c["test_error"]) * 100, lw=1.5, color=colors[name],
-                label=name)
-    if warmup:
-        ax.axvspan(0.5, warmup + 0.5, color="#eeeeee", zorder=0, label="clean warm-up")
-    ax.set_ylim(bottom=0)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("test error (%)")
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8, frameon=False)
-    ax = axes[1]
-    ax.plot(adv["refresh_epoch"], adv["fresh_distortion"], ".-", ms=3, lw=1,
-            color=colors["adversarial training"])
-    ax.set_xlabel("epoch (at the refresh)")
-    ax.set_ylabel("distortion of fresh examples")
-    ax.grid(alpha=0.3)
-    ax = axes[2]
-    ax.plot(adv["pool_epoch"], np.asarray(adv["pool_error"]) * 100, ".-", ms=3, lw=1,
-            color=colors["adversarial training"])
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("pool examples misclassified (%)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
+    y = np.arange(len(rows))
+    for i, r in enumerate(rows):
+        p = r["p_value"]["ours"]
+        ax.barh(i, r["test_error"]["ours"] * 100, color=f"C{i}", alpha=0.8,
+                hatch="//" if p is not None and p < 0.05 else None, edgecolor="black", lw=0.5)
+    ax.axvline(e_base * 100, color="black", ls="--", lw=1, label=f"{base} (no pool)")
+    ax.set_yticks(y, [r["model"] for r in rows], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlabel("test error (%)")
+    ax.legend(fontsize=7, frameon=False, loc="upper right")
+    ax.grid(axis="x", alpha=0.3)
+    for i, r in enumerate(rows):
+        c = s["curves"][r["model"]]
+        axes[1].plot(c["epoch"], c["loss"], lw=1.3, color=f"C{i}", label=r["model"])
+        if c.get("pool_error"):
+            axes[2].plot(c["pool_epoch"], np.asarray(c["pool_error"]) * 100, lw=1.3,
+                         color=f"C{i}", label=r["model"])
+    axes[1].set_xlabel("epoch")
+    axes[1].set_ylabel("training loss")
+    axes[2].set_xlabel("epoch")
+    axes[2].set_ylabel("pool examples misclassified (%)")
+    axes[2].set_ylim(bottom=0)
+    for ax in axes[1:]:
+        ax.grid(alpha=0.3)
+    axes[2].legend(fontsize=6, frameon=False)
     fig.tight_layout()
     return fig

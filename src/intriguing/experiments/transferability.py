@@ -30,12 +30,17 @@ TABLE2_NOISE: tuple[float, ...] = (0.1, 0.3)
 TABLE4_NOISE: tuple[float, ...] = (0.06, 0.1)
 #: Table 4's amplified rows: each perturbation rescaled to this per-pixel RMS (then clipped).
 TABLE4_AMPLIFY = 0.1
+#: The target rule of every adversarial set here (``advsets.RULES``), recorded in the settings:
+#: the sets of Tables 2-4 and the transfer curves are Table 1's, one random target per image.
+TARGET_RULE = {"target_rule": "random",
+               "target_labels": "one per image, uniform over the nine labels other than the "
+                                "true one (advsets.random_targets)"}
 
 
 def _transfer_settings(advs: dict[str, dict], nets: dict[str, nn.Module], x: torch.Tensor,
                        y: torch.Tensor) -> dict[str, Any]:
     """Settings shared by the transfer tables: how errors count, success and clean errors."""
-    return {"error": "fraction misclassified w.r.t. the true label",
+    return {"error": "fraction misclassified w.r.t. the true label", **TARGET_RULE,
             "success": {n: a["success"].float().mean().item() for n, a in advs.items()},
             "clean_error": {n: train.error_rate(net, x, y) for n, net in nets.items()}}
 
@@ -118,7 +123,7 @@ def table3(scale: str | config.Scale | None = None, *, progress: bool = True) ->
         rows.append(row)
     settings = {"n": {k: len(v[0]) for k, v in splits.items()},
                 "attacked_split": "test", "n_attacked": len(advs[zoo.TABLE3[0]]["success"]),
-                "models": {n: zoo.spec(n).as_dict() for n in zoo.TABLE3}}
+                **TARGET_RULE, "models": {n: zoo.spec(n).as_dict() for n in zoo.TABLE3}}
     return write_attacked("table3", rows, sc, start, advs, in_load, settings,
                           summarize=summarize_table3)
 
@@ -257,7 +262,7 @@ def transfer_curves(scale: str | config.Scale | None = None, *, sources: list[st
                 "table2": _table2_points(sc, sources, targets),
                 "noise": "one Gaussian draw per image, scaled so the clipped image has the "
                          "adversarial example's distortion (transfer.matched_noise)",
-                "error": "fraction misclassified w.r.t. the true label",
+                "error": "fraction misclassified w.r.t. the true label", **TARGET_RULE,
                 "clean_error": {t: train.error_rate(nets[t], x, y) for t in targets}}
     return write_attacked("transfer_curves", rows, sc, start, advs, in_load, settings,
                           summarize=summarize_transfer_curves)

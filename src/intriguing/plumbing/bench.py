@@ -222,10 +222,10 @@ def attack_benchmark(n: int = 2000, n_reference: int = 100, json_out: bool = Fal
 
 def main(argv: list[str] | None = None) -> int:
     """``bench attack [--json] [--n N] [--n-reference M] [--threads T] [--models A,B|none]
-    [--n-models K]``; returns the exit code."""
+    [--n-models K]`` or ``bench browser-engine [...]``; returns the exit code."""
     p = argparse.ArgumentParser(prog="python -m intriguing bench",
                                 description="Measured benchmarks.")
-    p.add_argument("name", choices=["attack"], help="which benchmark")
+    p.add_argument("name", choices=["attack", "browser-engine"], help="which benchmark")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--n", type=int, default=2000, help="images for the batched engine")
     p.add_argument("--n-reference", type=int, default=100, help="images for the scipy reference")
@@ -243,7 +243,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n-models", type=int, default=N_PER_MODEL,
                    help=f"test images per model in the per-model lines (default "
                         f"{N_PER_MODEL})")
-    args = p.parse_args(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["browser-engine"]:
+        return _browser_engine_main(argv[1:])
+    args = p.parse_args(argv)
     models = args.models
     if models is not None:
         models = [] if models.strip().lower() == "none" else \
@@ -424,6 +427,173 @@ def _summary(r: dict) -> str:
                              f"{m['distortion']:.5f}, {m['evals_per_image']:.1f} evaluations "
                              f"per image")
     return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------------
+# The browser engine under node
+
+
+def browser_engine_benchmark(models: Sequence[str] | None = None, n: int = 50,
+                             scale: str | None = None, json_out: bool = False) -> dict:
+    """Time the browser engine (``book/_extra/js/intriguing-attack.js``) under node.
+
+    Why: the book promises that the attack runs live in the reader's page (issue 17: a fixed-c
+    solve on FC200-200-10 within 100 ms, the search over c within 1 s). This measures, per
+    model, on the first ``n`` MNIST test images with seeded random targets different from the
+    true labels: milliseconds per evaluation (forward, cross-entropy and backward to the
+    pixels, 500 times at one point), per fixed-c solve (``c = 1``, from the image) and per
+    search over c, after a warm-up of three searches; the bytes of the model's script with
+    float32 and float16 weights; and whether float16 weights change the attack: the search's
+    success and distortion with float16 weights against float32 weights, per image.
+
+    Args:
+        models: zoo names (default: ``zoo.TABLE1``); a model not trained at the scale is
+            reported as skipped, never trained here.
+        n: test images per model.
+        scale: the models' scale (default ``$INTRIGUING_SCALE`` or "book").
+        json_out: print one JSON object instead of a summary.
+
+    Returns:
+        The report: ``cpu`` (lscpu's model name), ``node``, ``engine_bytes``, ``images_bytes``
+        (the 500 shipped test images' script) and ``per_model``.
+    """
+    import statistics
+    import tempfile
+    from pathlib import Path
+
+    from ..engine import data, webexport, zoo
+
+    checks.positive_int("n", n)
+    sc = config.get_scale(scale)
+    names = list(zoo.TABLE1) if models is None else list(models)
+    for name in names:
+        zoo.spec(name)
+    if webexport.node_executable() is None:
+        raise ValueError("node must be on the PATH for the browser-engine benchmark")
+    x, y = data.load_mnist("test", limit=max(n, webexport.DEFAULT_IMAGES))
+    targets = (y[:n] + torch.randint(1, 10, (n,), generator=torch.Generator().manual_seed(0))
+               ) % 10
+    report: dict = {"benchmark": "browser-engine", "scale": sc.name, "n": n, "cpu": _cpu_name(),
+                    "engine_bytes": webexport.engine_path().stat().st_size,
+                    "loadavg_before": _loadavg(), "per_model": {}}
+    with tempfile.TemporaryDirectory(prefix="intriguing-bench-") as tmp:
+        folder = Path(tmp)
+        report["images_bytes"] = webexport.write_script(
+            folder / "images500.js", "images",
+            webexport.images_entry(x[:webexport.DEFAULT_IMAGES], y[:webexport.DEFAULT_IMAGES]))
+        webexport.write_script(folder / "images.js", "images", webexport.images_entry(x[:n],
+                                                                                      y[:n]))
+        for name in names:
+            if not zoo.is_cached(name, scale=sc):
+                report["per_model"][name] = {"skipped": f"not trained at scale {sc.name}"}
+                continue
+            model = zoo.load(name, scale=sc, progress=False)
+            sizes = {}
+            for dtype in webexport.DTYPES:
+                sizes[dtype] = webexport.write_script(
+                    folder / f"{dtype}.js", f"models.{name}@{dtype}",
+                    webexport.model_entry(model, name, dtype=dtype))
+            jobs = [{"model": f"{name}@{dtype}", "image": i, "target": int(targets[i]),
+                     "c": None} for dtype in webexport.DTYPES for i in range(n)]
+            answer = webexport.run_node({
+                "data": [str(folder / "images.js")] + [str(folder / f"{d}.js")
+                                                        for d in webexport.DTYPES],
+                "jobs": jobs,
+                "bench": {"model": f"{name}@float32", "images": list(range(n)),
+                          "targets": [int(t) for t in targets], "c": 1.0,
+                          "evaluations": 500}})
+            b = answer["bench"]
+            f32, f16 = answer["results"][:n], answer["results"][n:]
+            rel = [abs(a["distortion"] - h["distortion"]) / max(a["distortion"], 1e-12)
+                   for a, h in zip(f32, f16)]
+            report["node"] = answer["node"]
+            report["per_model"][name] = {
+                "sizes": model_sizes(model),
+                "ms_per_evaluation": b["ms_per_evaluation"],
+                "solve_ms_median": statistics.median(b["solve_ms"]),
+                "solve_ms_max": max(b["solve_ms"]),
+                "solve_evaluations_mean": statistics.fmean(b["solve_evaluations"]),
+                "search_ms_median": statistics.median(b["search_ms"]),
+                "search_ms_mean": statistics.fmean(b["search_ms"]),
+                "search_ms_max": max(b["search_ms"]),
+                "search_evaluations_mean": statistics.fmean(b["search_evaluations"]),
+                "search_success": statistics.fmean(float(r["success"]) for r in f32),
+                "search_distortion_mean": statistics.fmean(r["distortion"] for r in f32),
+                "bytes_float32": sizes["float32"],
+                "bytes_float16": sizes["float16"],
+                "float16_same_success": sum(a["success"] == h["success"]
+                                            for a, h in zip(f32, f16)),
+                "float16_within_2pct": sum(r <= 0.02 for r in rel),
+                "float16_worst_relative": max(rel),
+            }
+    report["loadavg_after"] = _loadavg()
+    if json_out:
+        print(json.dumps(report))
+    else:
+        print(_browser_summary(report))
+    return report
+
+
+def model_sizes(model: nn.Module) -> list[int]:
+    """Layer widths of an exportable model, ``[784, ..., 10]``."""
+    from ..engine import webexport
+
+    layers = webexport.dense_layers(model)
+    return [int(layers[0][0].shape[1])] + [int(w.shape[0]) for w, _ in layers]
+
+
+def _cpu_name() -> str:
+    """lscpu's "Model name" (the CPU a reader can compare with), else platform's guess."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        if line.strip().startswith("Model name:"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _browser_summary(r: dict) -> str:
+    lines = [f"browser engine under node {r.get('node', '?')} on {r['cpu']} "
+             f"({r['scale']} models, first {r['n']} test images, random targets; engine "
+             f"{r['engine_bytes'] / 1e3:.0f} kB, 500 test images {r['images_bytes'] / 1e3:.0f} "
+             f"kB; load average {r['loadavg_before']} -> {r['loadavg_after']})"]
+    for name, m in r["per_model"].items():
+        if "skipped" in m:
+            lines.append(f"  {name}: skipped ({m['skipped']})")
+            continue
+        lines.append(
+            f"  {name} {m['sizes']}: {m['ms_per_evaluation']:.3f} ms/evaluation; solve at c=1 "
+            f"{m['solve_ms_median']:.1f} ms median ({m['solve_evaluations_mean']:.1f} evals); "
+            f"search {m['search_ms_median']:.1f} ms median, {m['search_ms_max']:.1f} max "
+            f"({m['search_evaluations_mean']:.1f} evals, success {m['search_success']:.0%}); "
+            f"script {m['bytes_float32'] / 1e6:.2f} MB float32, {m['bytes_float16'] / 1e6:.2f} "
+            f"MB float16 (float16 vs float32: same success {m['float16_same_success']}/{r['n']}, "
+            f"distortion within 2% {m['float16_within_2pct']}/{r['n']}, worst "
+            f"{m['float16_worst_relative']:.1%})")
+    return "\n".join(lines)
+
+
+def _browser_engine_main(argv: list[str]) -> int:
+    p = argparse.ArgumentParser(prog="python -m intriguing bench browser-engine",
+                                description="Time the browser engine under node.")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--n", type=int, default=50, help="test images per model")
+    p.add_argument("--scale", choices=sorted(config.SCALES), default=None,
+                   help="the models' scale (default: $INTRIGUING_SCALE or 'book')")
+    p.add_argument("--models", default=None,
+                   help="comma-separated zoo names (default: the Table 1 models trained)")
+    args = p.parse_args(argv)
+    models = None if args.models is None else [
+        name.strip() for name in args.models.split(",") if name.strip()]
+    try:
+        browser_engine_benchmark(models, n=args.n, scale=args.scale, json_out=args.json)
+    except ValueError as exc:
+        p.error(str(exc))
+    return 0
 
 
 if __name__ == "__main__":

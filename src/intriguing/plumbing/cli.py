@@ -1,4 +1,4 @@
-"""Command line: ``python -m intriguing data|train|reproduce|bench ...``.
+"""Command line: ``python -m intriguing data|train|reproduce|bench|export-web ...``.
 
 Why: ``make book`` and a reader at a terminal need the same steps the chapters take: fetch and
 verify MNIST, train and cache the zoo, write the results files, and measure the attack.
@@ -75,6 +75,21 @@ def _cmd_bench(args: argparse.Namespace) -> int:
     return bench.main(args.rest)
 
 
+def _cmd_export_web(args: argparse.Namespace) -> int:
+    from ..engine import webexport
+
+    models = None
+    if args.models is not None:
+        models = [name.strip() for name in args.models.split(",") if name.strip()]
+    index = webexport.export(args.out, scale=args.scale, models=models, n_images=args.images,
+                             dtype=args.dtype)
+    for m in index["models"]:
+        print(f"{m['name']}: {m['file']} ({m['bytes'] / 1e6:.2f} MB, layers {m['sizes']})")
+    print(f"images: {index['images']['file']} ({index['images']['bytes'] / 1e6:.2f} MB, "
+          f"{index['images']['n']} test images)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     from ..engine import zoo
@@ -118,6 +133,18 @@ def parser() -> argparse.ArgumentParser:
     sb = sub.add_parser("bench", help="benchmarks (e.g. `bench attack --json`)")
     sb.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark name and its options")
     sb.set_defaults(func=_cmd_bench)
+
+    sw = with_scale(sub.add_parser(
+        "export-web", help="write trained weights and test images as scripts for the browser "
+                           "engine (default: book/_web/html/attack-data)"))
+    sw.add_argument("--out", default=None, help="folder to write (default: "
+                                                "book/_web/html/attack-data)")
+    sw.add_argument("--models", default=None,
+                    help="comma-separated zoo names (default: every model but the ConvNet)")
+    sw.add_argument("--images", type=int, default=500, help="first test images to ship")
+    sw.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                    help="weight encoding (default: float32)")
+    sw.set_defaults(func=_cmd_export_web)
     return p
 
 
