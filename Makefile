@@ -11,7 +11,7 @@ EXECUTE ?= cache
 BUILD := _build
 STAMP := $(BUILD)/.exec-stamp-$(SCALE)
 
-.PHONY: help venv data models results book test lab bench clean clean-data clean-all freeze
+.PHONY: help venv data models results attack-data book test lab bench clean clean-data clean-all freeze
 
 help:
 	@echo "make book   - set up, fetch MNIST, train the zoo, execute every chapter, build _build/html"
@@ -67,12 +67,34 @@ $(WEB): src/intriguing/plumbing/webassets.py $(INSTALLED)
 	$(PY) -m intriguing.plumbing.webassets --dest book/_web
 	@touch $@
 
+# The browser attack's data (issue 17): the zoo's dense models and the first 500 test images as
+# scripts, exported from the trained-model cache once run-all has filled it, into a staging
+# folder that is then renamed into book/_web/html/attack-data (html_extra_path copies it to the
+# site root). The stamp names the scale, so switching scales exports again; a fresh fetch of
+# the web assets replaces book/_web (stamp included), so it comes after $(WEB).
+ATTACK_DATA := book/_web/html/attack-data
+ATTACK_STAMP := book/_web/.attack-data-$(SCALE)
+ATTACK_STAGE := book/_web/.attack-data
+ATTACK_DTYPE ?= float32
+$(ATTACK_STAMP): $(RESULTS_STAMP) $(WEB) src/intriguing/engine/webexport.py
+	@rm -f $(ATTACK_STAGE)-*
+	rm -rf $(ATTACK_STAGE).new $(ATTACK_STAGE).old
+	INTRIGUING_SCALE=$(SCALE) OMP_NUM_THREADS=1 $(PY) -m intriguing export-web --scale $(SCALE) \
+	  --dtype $(ATTACK_DTYPE) --out $(ATTACK_STAGE).new
+	mkdir -p $(dir $(ATTACK_DATA))
+	if [ -d $(ATTACK_DATA) ]; then mv $(ATTACK_DATA) $(ATTACK_STAGE).old; fi
+	mv $(ATTACK_STAGE).new $(ATTACK_DATA)
+	rm -rf $(ATTACK_STAGE).old
+	@touch $@
+
+attack-data: $(ATTACK_STAMP)
+
 # The notebooks are executed into the execution cache first, one single-threaded kernel per core
 # (jupyter-cache's local-parallel executor); the build then reads every page from the cache.
 # EXECUTE=force (CI) empties the cache first, so every page is executed again.
 NOTEBOOKS := $(wildcard chapters/*.ipynb book/*.ipynb)
 JCACHE := $(VENV)/bin/jcache
-book: results $(STAMP) $(WEB)
+book: results $(STAMP) $(WEB) $(ATTACK_STAMP)
 	@if [ "$(EXECUTE)" = force ]; then rm -rf $(BUILD)/.jupyter_cache; fi
 	export INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 OMP_NUM_THREADS=1; \
 	 mkdir -p $(BUILD)/.jupyter_cache && \

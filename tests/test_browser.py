@@ -101,9 +101,21 @@ def _test_book_config() -> dict:
     return ours
 
 
+#: Built once per session and shared with modules that import these fixtures
+#: (tests/test_browser_viewer.py): an imported fixture is a second fixture to pytest, and two
+#: sync Playwright instances cannot run at once.
+_SHARED: dict = {}
+
+
 @pytest.fixture(scope="session")
 def site(tmp_path_factory) -> Path:
     """The folder of HTML to test: $BOOK_HTML, or the tiny test book built now."""
+    if "site" not in _SHARED:
+        _SHARED["site"] = _site(tmp_path_factory)
+    return _SHARED["site"]
+
+
+def _site(tmp_path_factory) -> Path:
     env = _book_html_env()
     if env is not None:
         if not (env / "index.html").is_file():
@@ -154,12 +166,23 @@ def browser():
         pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    if "browser" not in _SHARED:
+        pw = sync_playwright().start()
         try:
-            yield b
-        finally:
-            b.close()
+            _SHARED["browser"] = pw.chromium.launch(executable_path=str(CHROMIUM),
+                                                    args=CHROMIUM_ARGS)
+        except BaseException:
+            pw.stop()
+            raise
+        _SHARED["playwright"], _SHARED["users"] = pw, 0
+    _SHARED["users"] += 1
+    try:
+        yield _SHARED["browser"]
+    finally:
+        _SHARED["users"] -= 1
+        if not _SHARED["users"]:
+            _SHARED.pop("browser").close()
+            _SHARED.pop("playwright").stop()
 
 
 class PageLog:

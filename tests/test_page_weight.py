@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from intriguing.display import pagecheck
+from intriguing.display import browser_viewer, pagecheck
 from intriguing.plumbing import config
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
@@ -43,3 +43,28 @@ def test_every_page_with_viewers_is_under_the_limit():
         if w["page"] >= pagecheck.PAGE_LIMIT_BYTES:
             heavy.append(f"{p.relative_to(site)}: {w['page'] / 1e6:.2f} MB")
     assert not heavy, f"pages over {pagecheck.PAGE_LIMIT_BYTES / 1e6:.0f} MB: {heavy}"
+
+
+def test_pages_with_live_viewers_count_what_they_load():
+    """A page with the browser's live viewer (display.browser_viewer) also loads the attack
+    engine, the exported test images and weights: shared scripts, but downloaded with the page,
+    so they count here (what the page loads when opened; what a reader who picks every model
+    loads is printed beside it)."""
+    site = _site()
+    if site is None:
+        pytest.skip("set BOOK_HTML to a built book (e.g. _build/html)")
+    pages = [p for p in sorted(site.rglob("*.html"))
+             if "intriguing-live" in p.read_text(encoding="utf-8", errors="replace")]
+    if not pages:
+        pytest.skip(f"no page of {site} holds a live viewer")
+    heavy = []
+    for p in pages:
+        w, loads = pagecheck.page_weight(p), browser_viewer.page_loads(p)
+        opened, most = w["page"] + loads["at_open"], w["page"] + loads["at_most"]
+        print(f"{p.relative_to(site)}: {loads['viewers']} live viewer(s); page "
+              f"{w['page'] / 1e6:.2f} MB + viewer scripts and data "
+              f"{loads['at_open'] / 1e6:.2f} MB = {opened / 1e6:.2f} MB at open, "
+              f"{most / 1e6:.2f} MB with every model loaded")
+        if opened >= pagecheck.PAGE_LIMIT_BYTES:
+            heavy.append(f"{p.relative_to(site)}: {opened / 1e6:.2f} MB")
+    assert not heavy, f"pages over {pagecheck.PAGE_LIMIT_BYTES / 1e6:.0f} MB at open: {heavy}"
