@@ -373,9 +373,42 @@ def test_train_and_test_indices_are_identity():
     assert torch.equal(data.split_indices("test"), torch.arange(10_000))
 
 
-@pytest.mark.parametrize("split", ["val", "p1", "P3", "", None])
+def test_validation_never_overlaps_the_rows_used_for_fitting():
+    fit, val = data.split_indices("fit"), data.split_indices("validation")
+    assert fit.shape == (data.SPLIT_SIZES["fit"],) == (50_000,)
+    assert val.shape == (data.SPLIT_SIZES["validation"],) == (10_000,)
+    assert not set(fit.tolist()) & set(val.tolist())
+    assert torch.equal(torch.cat([fit, val]), torch.arange(60_000))  # the standard last 10,000
+
+
+def test_fit_and_validation_load_the_training_rows_they_name(tmp_path, monkeypatch):
+    """On a copy with 60,000 training images: "fit" and "validation" together are the training
+    set (images and labels, row by row), and a limit takes the first rows of each."""
+    rng = np.random.default_rng(3)
+    parts = {"train": (rng.integers(0, 256, (data.N_FIT, 28, 28), dtype=np.uint8),
+                       rng.integers(0, 10, data.N_FIT)),
+             "valid": (rng.integers(0, 256, (data.N_VALIDATION, 28, 28), dtype=np.uint8),
+                       rng.integers(0, 10, data.N_VALIDATION)),
+             "test": (rng.integers(0, 256, (5, 28, 28), dtype=np.uint8), rng.integers(0, 10, 5))}
+    arrays = expected_idx(parts)
+    pin_tiny(monkeypatch, arrays)
+    write_copy(tmp_path / "copy", arrays)
+    monkeypatch.setenv(data.MNIST_DIR_ENV, str(tmp_path / "copy"))
+    x, y = data.load_mnist("train")
+    xf, yf = data.load_mnist("fit")
+    xv, yv = data.load_mnist("validation")
+    assert len(xf) == 50_000 and len(xv) == 10_000
+    assert torch.equal(torch.cat([xf, xv]), x) and torch.equal(torch.cat([yf, yv]), y)
+    assert torch.equal(yv, torch.from_numpy(parts["valid"][1]))
+    xl, yl = data.load_mnist("validation", limit=7)
+    assert torch.equal(xl, x[50_000:50_007]) and torch.equal(yl, y[50_000:50_007])
+    assert torch.equal(data.load_mnist("fit", limit=7)[1], y[:7])
+
+
+@pytest.mark.parametrize("split", ["val", "p1", "P3", "", None, "Validation"])
 def test_unknown_split_is_rejected(split):
-    with pytest.raises(ValueError, match=r"split must be one of \['train', 'test', 'P1', 'P2'\]"):
+    with pytest.raises(ValueError, match=r"split must be one of \['train', 'test', 'P1', 'P2', "
+                                         r"'fit', 'validation'\]"):
         data.load_mnist(split)
     with pytest.raises(ValueError, match="split must be one of"):
         data.split_indices(split)
@@ -390,6 +423,9 @@ def test_unknown_split_is_rejected(split):
     ("train", 60_001, "limit must be at most 60000"),
     ("test", 10_001, "limit must be at most 10000"),
     ("P1", 30_001, "limit must be at most 30000"),
+    ("fit", 50_001, "limit must be at most 50000 for split 'fit'"),
+    ("validation", 10_001, "limit must be at most 10000 for split 'validation'"),
+    ("validation", 0, "limit must be a positive int"),
 ])
 def test_bad_limit_is_rejected(split, limit, match):
     # Checked before any data are looked for: no copy exists here and the network is cut.
@@ -424,3 +460,8 @@ def test_real_mnist(monkeypatch):
     c1 = torch.bincount(data.load_mnist("P1")[1], minlength=10).float()
     c2 = torch.bincount(data.load_mnist("P2")[1], minlength=10).float()
     assert ((c1 - c2).abs() / (c1 + c2)).max() < 0.05
+
+    # The validation split is the standard last 10,000 training images, every digit in it.
+    xv, yv = data.load_mnist("validation")
+    assert torch.equal(xv, x[50_000:]) and torch.equal(yv, y[50_000:])
+    assert torch.bincount(yv, minlength=10).min() > 800

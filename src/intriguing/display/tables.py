@@ -179,3 +179,34 @@ def network_lipschitz(doc: dict) -> str:
              f(r["adversarial_ratio_max"]), f(r["certified_radius_median"]),
              f(r["attack_norm_median"])] for r in rows]
     return html_table(head, body)
+
+
+def model_selection(doc: dict, setting: str) -> str:
+    """One setting of ``model_selection.json``: each candidate's validation error per rung of
+    successive halving ("—" where it was dropped), the zoo's setting and the winner marked.
+
+    Raises:
+        ValueError: ``doc`` holds no row of ``setting`` (naming the settings it holds).
+    """
+    rows = [r for r in doc["rows"] if r["setting"] == setting]
+    if not rows:
+        held = sorted({r["setting"] for r in doc["rows"]})
+        raise ValueError(f"setting must be one of {held}, got {setting!r}")
+    rungs = sorted({r["rung"] for r in rows}, key=int)
+    winner = doc.get("summaries", {}).get("winners", {}).get(setting)
+
+    def budget(rung: str) -> str:
+        r = next(r for r in rows if r["rung"] == rung)
+        pre = int(r["pretrain_epochs"]["ours"])
+        steps = (f"{pre} pre-training epochs, {int(r['epochs']['ours'])} L-BFGS iterations"
+                 if pre else f"{int(r['epochs']['ours'])} epochs")
+        return f"rung {rung}: {r['fraction']['ours'] * 100:g}% of the schedule ({steps})"
+
+    head = ["candidate", "the zoo's setting", *(budget(k) for k in rungs), "chosen"]
+    body = []
+    for cand in dict.fromkeys(r["candidate"] for r in rows):
+        mine = {r["rung"]: r for r in rows if r["candidate"] == cand}
+        body.append([cand, "yes" if mine[min(mine, key=int)]["zoo"] == "yes" else "",
+                     *(fmt(mine[k]["validation_error"]["ours"]) if k in mine else "—"
+                       for k in rungs), "winner" if cand == winner else ""])
+    return html_table(head, body)

@@ -1,4 +1,4 @@
-"""MNIST: acquisition, verification, the P1/P2 split, and tensors in [0,1].
+"""MNIST: acquisition, verification, the P1/P2 and fit/validation splits, tensors in [0,1].
 
 Why: every experiment of the book starts from the same 70,000 images, so they must be exactly the
 standard ones on every machine, offline ones included. ``ensure_mnist`` tries, in order:
@@ -65,10 +65,14 @@ MNIST_DIR_ENV = "INTRIGUING_MNIST_DIR"
 
 # --- splits -------------------------------------------------------------------------------------
 
-SPLITS = ("train", "test", "P1", "P2")
+SPLITS = ("train", "test", "P1", "P2", "fit", "validation")
 N_TRAIN = 60_000
 N_TEST = 10_000
-SPLIT_SIZES = {"train": N_TRAIN, "test": N_TEST, "P1": N_TRAIN // 2, "P2": N_TRAIN // 2}
+#: The standard validation split: the last 10,000 training images; the first 50,000 are "fit".
+N_VALIDATION = 10_000
+N_FIT = N_TRAIN - N_VALIDATION
+SPLIT_SIZES = {"train": N_TRAIN, "test": N_TEST, "P1": N_TRAIN // 2, "P2": N_TRAIN // 2,
+               "fit": N_FIT, "validation": N_VALIDATION}
 #: Seed of the permutation of the 60,000 training images that P1/P2 halve (the arXiv number).
 SPLIT_SEED = 13126199
 #: sha256 of that permutation as little-endian int64: guards against a torch whose ``randperm``
@@ -513,13 +517,18 @@ def split_indices(split: str) -> torch.Tensor:
     fixed: a permutation of 0..59,999 drawn by ``torch.randperm`` from a ``torch.Generator``
     seeded with ``SPLIT_SEED`` (its sha256 is pinned, so it can never drift); P1 is its first
     30,000 entries, P2 the other 30,000. A random half is class-balanced up to sampling noise.
+    Settings the paper does not give are chosen on a validation split held out of the training
+    set, the standard one: "fit" is the first 50,000 training images, "validation" the last
+    10,000 (the test set is never looked at to choose anything).
 
     Args:
         split: one of ``SPLITS``.
 
     Returns:
         A new int64 tensor: ``(30000,)`` indices into the 60,000 training images for "P1" and
-        "P2", ``arange(60000)`` for "train", ``arange(10000)`` (into the test images) for "test".
+        "P2", ``arange(60000)`` for "train", ``arange(50000)`` for "fit",
+        ``arange(50000, 60000)`` for "validation", ``arange(10000)`` (into the test images) for
+        "test".
 
     References:
         Szegedy et al. 2014, arXiv:1312.6199, section 4.3 (Table 3).
@@ -529,6 +538,10 @@ def split_indices(split: str) -> torch.Tensor:
         return torch.arange(N_TRAIN)
     if split == "test":
         return torch.arange(N_TEST)
+    if split == "fit":
+        return torch.arange(N_FIT)
+    if split == "validation":
+        return torch.arange(N_FIT, N_TRAIN)
     half = N_TRAIN // 2
     perm = _permutation()
     return (perm[:half] if split == "P1" else perm[half:]).clone()
@@ -560,10 +573,12 @@ def load_mnist(split: str, limit: int | None = None) -> tuple[torch.Tensor, torc
     fresh tensors the caller may modify.
 
     Args:
-        split: "train" (60,000), "test" (10,000), or "P1"/"P2" (30,000 each; see
-            ``split_indices``).
+        split: "train" (60,000), "test" (10,000), "P1"/"P2" (30,000 each), or "fit" (the
+            first 50,000 training images) and "validation" (the last 10,000); see
+            ``split_indices``.
         limit: keep only the first ``limit`` images of the split (after the P1/P2
-            permutation); None keeps all.
+            permutation; for "validation", training images 50,000 to 50,000 + ``limit``);
+            None keeps all.
 
     Returns:
         ``(x, y)``: float32 images ``(N, 1, 28, 28)`` equal to the uint8 pixels / 255, and int64
@@ -586,7 +601,7 @@ def load_mnist(split: str, limit: int | None = None) -> tuple[torch.Tensor, torc
     found = _locate(folder, allow_gz=True)
     stamp = tuple(_fingerprint(found[name]) for name in _PARTS[part])
     images, labels = _load_part(str(folder), part, stamp)
-    if split in ("P1", "P2"):
+    if split in ("P1", "P2", "fit", "validation"):
         if len(images) != N_TRAIN:
             raise ValueError(f"split {split!r} needs the {N_TRAIN} training images, "
                              f"found {len(images)} in {folder}")

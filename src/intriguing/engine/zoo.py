@@ -22,6 +22,7 @@ References: Szegedy et al. 2014, arXiv:1312.6199, Tables 1 and 3.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import re
 import time
@@ -47,7 +48,8 @@ class ModelSpec:
         arch: "softmax", "mlp", "autoencoder" or "conv".
         hidden: hidden widths (mlp) or autoencoder units.
         lambdas: per-layer weight-decay constants, input side first.
-        split: training split: "train", "P1" or "P2".
+        split: training split: "train", "P1" or "P2" (the zoo's models), or "fit" (a
+            candidate of model selection, see ``variant``).
         optimizer: "lbfgs" (full batch, convex models) or "adam".
         epochs: Adam epochs, or L-BFGS iterations.
         seed: seeds initialisation and shuffling.
@@ -81,14 +83,17 @@ class ModelSpec:
 
 
 _MLP_DECAY = (1e-5, 1e-5, 1e-6)
-#: Adam's learning rate for the sigmoid networks. Measured on FC100-100-10 (seed 4, 40 epochs,
-#: cosine decay): 1e-3 ends at 2.21% test error, 3e-3 at 1.92% (the paper: 1.64%); SGD with
-#: Nesterov momentum (lr 0.1, batch 32, 30 epochs) ended at 1.96%.
+#: Adam's learning rate for the sigmoid networks (the paper gives none). Chosen by the experiment
+#: ``model_selection`` (``experiments/model_zoo.py``): candidates 1e-3, 3e-3 and 1e-2 trained as
+#: FC100-100-10 on the "fit" split and scored on "validation" (``data.split_indices``); its
+#: results file records the validation errors and whether this constant is the winner. (It was
+#: first picked by test error; the experiment checks it on held-out images instead.)
 _MLP_LR = 3e-3
-#: AE400-10's sparse-autoencoder pre-training (the paper gives none). Measured with 20 epochs and
-#: the softmax fitted to convergence on the frozen features (test error): (beta 1, sparsity 0.05,
-#: weight decay 1e-4) 3.4%; (3, 0.1, 3e-3) 2.8%; (1, 0.05, 1e-2) 2.5%; (3, 0.1, 1e-2) 2.4%. A
-#: strong weight decay on the autoencoder gives smoother, more general features.
+#: AE400-10's sparse-autoencoder pre-training (the paper gives none): (beta, sparsity, weight
+#: decay). Chosen by the experiment ``model_selection`` among (1, 0.05, 1e-4), (3, 0.1, 3e-3),
+#: (1, 0.05, 1e-2) and (3, 0.1, 1e-2), each pre-trained on "fit" with the softmax fitted on the
+#: frozen features and scored on "validation"; as for ``_MLP_LR``, the first pick by test error
+#: is checked on held-out images instead.
 _AE_PRETRAIN = (("beta", 3.0), ("sparsity", 0.1), ("weight_decay", 1e-2))
 
 SPECS: dict[str, ModelSpec] = {
@@ -176,12 +181,18 @@ def cache_path(name: str, scale: str | config.Scale | None = None) -> Path:
     return config.models_dir() / f"{slug}-{sc.name}-{cache_key(s, sc)}.pt"
 
 
+#: The split a training run logs its monitor error on (for curves; nothing is chosen by it): a
+#: candidate fitted on "fit" is watched on "validation", so model selection never sees the test
+#: set; every other model on "test".
+MONITOR_SPLIT: dict[str, str] = {"fit": "validation"}
+
+
 def _train(
     s: ModelSpec, scale: config.Scale, device: torch.device, progress: bool
 ) -> tuple[nn.Module, dict]:
     gen = config.seed_everything(s.seed)
     x, y = data.load_mnist(s.split, limit=scale.train_limit)
-    xt, yt = data.load_mnist("test", limit=scale.test_limit)
+    xt, yt = data.load_mnist(MONITOR_SPLIT.get(s.split, "test"), limit=scale.test_limit)
     x, y, xt, yt = x.to(device), y.to(device), xt.to(device), yt.to(device)
     model = build(s).to(device)
     epochs, pre_epochs = epochs_at(s, scale)
@@ -209,6 +220,20 @@ def _train(
             monitor=(xt, yt), progress=progress, desc=s.name)
     history["seconds"] = time.perf_counter() - start
     return model.eval(), history
+
+
+def _make_entry(s: ModelSpec, sc: config.Scale, dev: torch.device, progress: bool) -> dict:
+    """Train ``s`` and return the cache entry's content (without its key)."""
+    model, history = _train(s, sc, dev, progress)
+    return {
+        "name": s.name,
+        "spec": json.dumps(s.as_dict()),
+        "scale": sc.name,
+        "state_dict": numerics.without_subnormals(
+            {k: v.detach().cpu() for k, v in model.state_dict().items()}),
+        "history": history,
+        "torch": str(torch.__version__),
+    }
 
 
 _MEMO: dict[tuple[str, str], dict] = {}
@@ -240,22 +265,10 @@ def load(
     key = cache_key(s, sc)
     path = cache_path(name, sc)
 
-    def make() -> dict:
-        model, history = _train(s, sc, dev, progress)
-        return {
-            "name": name,
-            "spec": json.dumps(s.as_dict()),
-            "scale": sc.name,
-            "state_dict": numerics.without_subnormals(
-                {k: v.detach().cpu() for k, v in model.state_dict().items()}),
-            "history": history,
-            "torch": str(torch.__version__),
-        }
-
     entry = None if retrain else _MEMO.get((name, key))
     if entry is None:
-        entry = cache.read_or_make(path, key, make, what="model cache", redo="retraining",
-                                   fresh=retrain)
+        entry = cache.read_or_make(path, key, lambda: _make_entry(s, sc, dev, progress),
+                                   what="model cache", redo="retraining", fresh=retrain)
     _MEMO[(name, key)] = entry
     model = build(s)
     try:
@@ -281,3 +294,88 @@ def is_cached(name: str, *, scale: str | config.Scale | None = None) -> bool:
     s, sc = spec(name), config.get_scale(scale)
     return cache.read(cache_path(name, sc), cache_key(s, sc), what="model cache",
                       redo="retraining") is not None
+
+
+# --- candidates of model selection --------------------------------------------------------------
+
+#: The spec fields a candidate may change: the settings chosen by us, and the schedule.
+VARIANT_FIELDS = ("lr", "sparse_ae", "epochs", "pretrain_epochs")
+
+
+def setting_text(value: object) -> str:
+    """A setting as a candidate's name spells it: ``0.003``; ``beta=3,sparsity=0.1,...``."""
+    if isinstance(value, tuple):  # sparse_ae: (("beta", 3.0), ...)
+        return ",".join(f"{k}={v:g}" for k, v in value)
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def variant(name: str, **changes: object) -> ModelSpec:
+    """A candidate for model selection: zoo model ``name`` with ``changes``, trained on "fit".
+
+    Why: settings the paper does not give (Adam's learning rate, the autoencoder's sparsity
+    settings) are chosen by training candidates on the first 50,000 training images and scoring
+    them on the last 10,000 (``data.split_indices``), never on the test set. A candidate is the
+    zoo's spec with the changed fields, the split "fit" and a name that spells the changes, e.g.
+    ``"FC100-100-10[lr=0.001,epochs=10]@fit"``; so its cache key differs from every zoo model's,
+    and the zoo's own keys are untouched.
+
+    Args:
+        name: one of ``ALL``.
+        changes: new values of ``VARIANT_FIELDS`` (e.g. ``lr=1e-3, epochs=10``).
+
+    Returns:
+        The candidate's ``ModelSpec`` (train it with ``load_variant``).
+
+    Raises:
+        ValueError: an unknown ``name``, or a field outside ``VARIANT_FIELDS``.
+
+    References:
+        Szegedy et al. 2014, arXiv:1312.6199, section 4.3 (the paper gives neither setting).
+    """
+    base = spec(name)
+    for field_name in changes:
+        checks.one_of("changes", field_name, VARIANT_FIELDS)
+    tag = ",".join(f"{k}={setting_text(v)}" for k, v in changes.items())
+    return dataclasses.replace(base, name=f"{name}[{tag}]@fit", split="fit", **changes)
+
+
+def variant_path(s: ModelSpec, scale: str | config.Scale | None = None) -> Path:
+    """Where a candidate's trained weights live: ``data/models/variants/``, beside the zoo's."""
+    sc = config.training_scale(scale)
+    slug = re.sub(r"[^A-Za-z0-9.=,-]+", "_", s.name).strip("_")
+    return config.models_dir() / "variants" / f"{slug}-{sc.name}-{cache_key(s, sc)}.pt"
+
+
+def load_variant(
+    s: ModelSpec,
+    *,
+    scale: str | config.Scale | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+) -> tuple[nn.Module, dict]:
+    """A candidate of model selection, trained and cached like a zoo model.
+
+    Args:
+        s: a spec from ``variant`` (any spec whose name is not a zoo model's).
+        scale, device, progress: as in ``load``.
+
+    Returns:
+        ``(model, history)``: the trained network in eval mode (parameters frozen) and its
+        training history (its ``monitor_error`` is the validation error during training).
+
+    Raises:
+        ValueError: ``s.name`` is a zoo model's name (load those with ``load``).
+    """
+    if s.name in SPECS:
+        raise ValueError(f"s.name must not be a zoo model's name (use zoo.load), got {s.name!r}")
+    sc = config.get_scale(scale)
+    dev = config.resolve_device(device)
+    key = cache_key(s, sc)
+    entry = cache.read_or_make(variant_path(s, sc), key,
+                               lambda: _make_entry(s, sc, dev, progress),
+                               what="model cache", redo="retraining")
+    model = build(s)
+    model.load_state_dict(numerics.without_subnormals(entry["state_dict"]))
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return model.to(dev).eval(), copy.deepcopy(entry["history"])
