@@ -40,12 +40,16 @@ __all__ = [
     "page_loads",
     "scripts_loaded",
     "site_root",
+    "units_panel",
+    "units_panel_html",
     "viewer_html",
 ]
 
 #: Where the book serves the engine and the viewer (``book/_extra`` is copied to the site root).
 ENGINE_SCRIPT = "js/intriguing-attack.js"
 VIEWER_SCRIPT = "js/intriguing-viewer.js"
+#: The Property 1 chapters' panel: a perturbation's change in a hidden layer (units_panel_html).
+UNITS_SCRIPT = "js/intriguing-units.js"
 #: Where ``export-web`` puts the data in the site (``book/_web/html/attack-data``).
 DATA_DIR = "attack-data"
 N_CLASSES = 10
@@ -276,7 +280,9 @@ def page_loads(page: str | Path) -> dict[str, int]:
             a = dict(attrs)
             if tag == "script" and a.get("src"):
                 srcs.append(a["src"] or "")
-            if "intriguing-live" in (a.get("class") or "").split() and a.get("data-config"):
+            classes = (a.get("class") or "").split()
+            if ("intriguing-live" in classes or "intriguing-units-live" in classes) \
+                    and a.get("data-config"):
                 configs.append(json.loads(a["data-config"] or "{}"))
 
     Scan().feed(path.read_text(encoding="utf-8", errors="replace"))
@@ -288,7 +294,7 @@ def page_loads(page: str | Path) -> dict[str, int]:
         target = (path.parent / unquote(parsed.path)).resolve()
         return target if target.is_file() else None
 
-    ours = (ENGINE_SCRIPT, VIEWER_SCRIPT, f"{DATA_DIR}/")
+    ours = (ENGINE_SCRIPT, VIEWER_SCRIPT, UNITS_SCRIPT, f"{DATA_DIR}/")
     opened = {f for s in srcs if any(k in s for k in ours) and (f := local(s)) is not None}
     every = set(opened)
     for cfg in configs:
@@ -303,3 +309,134 @@ def page_loads(page: str | Path) -> dict[str, int]:
         every |= {f.resolve() for n in names if (f := data / data_file(n)).is_file()}
     return {"viewers": len(configs), "at_open": sum(f.stat().st_size for f in opened),
             "at_most": sum(f.stat().st_size for f in every)}
+
+
+def units_panel_html(*, page: str, model: str, layer: int = 1, ks: Sequence[int] = (1, 5, 10),
+                     c_range: tuple[float, float] = (1e-3, 1e2), c: float = 1.0,
+                     target: int | None = None, image: int = 0, seed: int = 0,
+                     viewer_id: str | None = None) -> str:
+    """The HTML of the Property 1 chapters' live panel: a perturbation's change in a hidden layer.
+
+    Why: the experiment ``perturbation_units`` measures over the test set whether the change an
+    adversarial perturbation causes in a hidden layer sits on a few units more than on a few
+    directions of a random orthonormal basis (Szegedy et al. 2014, arXiv:1312.6199, sections 3
+    and 4.1). This panel lets a reader of the static book pose it for one image: it runs one
+    solve of ``IntriguingAttack.solve`` at the reader's c and target in the page
+    (``book/_extra/js/intriguing-units.js``), and draws the sorted magnitudes of the layer's
+    change in the unit basis and in a random orthonormal basis seeded in the page, with the
+    top-k shares. Scripts load as ``<script src>`` relative to ``page`` (as ``viewer_html``'s):
+    it works opened from disk.
+
+    Args:
+        page: the page's path in the book (``chapters/random_directions.ipynb``).
+        model: the exported model (a zoo name, e.g. "FC100-100-10").
+        layer: the hidden layer, 1-based (1: the first hidden layer, ``act1``).
+        ks: the top-k sizes the table shows (those above the layer's width are dropped).
+        c_range: the c slider's ends, ``0 < low < high`` (the slider moves ``log10 c``).
+        c: the first c, inside ``c_range``.
+        target: the first target class, or None for "the class after the model's answer".
+        image: the first test image.
+        seed: the random basis's first seed (the reader can change it).
+        viewer_id: the element's id (default: a fresh ``intriguing-units-<n>``).
+
+    Returns:
+        HTML text: the ``<script src>`` tags, a ``<div class="intriguing-units-live">`` with
+        ``data-config``, and the inline script that mounts it.
+
+    Raises:
+        ValueError: naming the argument that is malformed.
+    """
+    root = site_root(page)
+    if not isinstance(model, str) or not model:
+        raise ValueError(f"model must be a model name, got {model!r}")
+    checks.positive_int("layer", layer)
+    if isinstance(ks, (str, bytes)) or not ks or not all(checks.is_int(k) and k >= 1
+                                                         for k in ks):
+        raise ValueError(f"ks must be a non-empty list of positive ints, got {ks!r}")
+    if not (isinstance(c_range, (tuple, list)) and len(c_range) == 2
+            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in c_range)
+            and c_range[0] < c_range[1]):
+        raise ValueError(f"c_range must be (low, high) with 0 < low < high, got {c_range!r}")
+    if not (isinstance(c, (int, float)) and c_range[0] <= c <= c_range[1]):
+        raise ValueError(f"c must be a number in c_range {tuple(c_range)}, got {c!r}")
+    if target is not None:
+        checks.int_in("target", target, 0, N_CLASSES - 1)
+    checks.non_negative_int("image", image)
+    checks.non_negative_int("seed", seed)
+    if viewer_id is None:
+        viewer_id = f"intriguing-units-{next(_COUNTER)}"
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]*", viewer_id):
+        raise ValueError(f"viewer_id must be letters, digits, '-' or '_' (starting with a "
+                         f"letter), got {viewer_id!r}")
+    esc = html.escape
+    lo, hi = math.log10(c_range[0]), math.log10(c_range[1])
+    step = 0.01
+    logc = min(max(round(math.log10(c) / step) * step, lo), hi)
+    config = {"root": root, "data": DATA_DIR, "models": [model], "model": model,
+              "layer": int(layer), "ks": [int(k) for k in ks], "target": target,
+              "image": image, "seed": seed}
+    ids = {role: f"{viewer_id}-{role}" for role in ("image-index", "target", "logc", "seed")}
+
+    def button(role: str, text: str, title: str) -> str:
+        return (f'<button type="button" data-role="{role}" title="{esc(title)}">'
+                f"{esc(text)}</button>")
+
+    def digit(role: str, label: str) -> str:
+        return (f'<figure><canvas data-role="{role}" class="iul-digit" width="28" height="28" '
+                f'role="img" aria-label="{esc(label)}"></canvas><figcaption>{esc(label)}'
+                f"</figcaption></figure>")
+
+    targets = "".join(f'<option value="{k}"{" selected" if k == target else ""}>{k}</option>'
+                      for k in range(N_CLASSES))
+    note = "This panel runs the attack in your browser and needs JavaScript."
+    markup = "\n".join([
+        f'<div class="intriguing-units-live" id="{viewer_id}" data-config="'
+        f'{esc(json.dumps(config))}">',
+        '<div class="iul-row">',
+        f'<label for="{ids["image-index"]}">test image</label>',
+        f'<input type="number" data-role="image-index" id="{ids["image-index"]}" min="0" '
+        f'step="1" value="{image}">',
+        button("image-prev", "\u2190", "previous test image"),
+        button("image-next", "\u2192", "next test image"),
+        button("image-random", "random", "a random test image"),
+        '<span data-role="label" aria-live="polite"></span>',
+        "</div>",
+        '<div class="iul-row">',
+        f'<label for="{ids["target"]}">target class</label> '
+        f'<select data-role="target" id="{ids["target"]}">{targets}</select>',
+        f'<label for="{ids["logc"]}">c</label>',
+        f'<input type="range" data-role="logc" id="{ids["logc"]}" min="{lo:.2f}" '
+        f'max="{hi:.2f}" step="{step}" value="{logc:.2f}">',
+        '<output data-role="c-value"></output>',
+        f'<label for="{ids["seed"]}">random basis seed</label>',
+        f'<input type="number" data-role="seed" id="{ids["seed"]}" min="0" step="1" '
+        f'value="{seed}">',
+        "</div>",
+        '<div class="iul-row">',
+        digit("original", "original"),
+        digit("adversarial", "adversarial example"),
+        '<canvas data-role="plot" class="iul-plot" width="420" height="200" role="img" '
+        f'aria-label="{esc("sorted magnitudes of the change of hidden layer " + str(layer))}'
+        '"></canvas>',
+        "</div>",
+        '<div class="iul-row" aria-live="polite">',
+        '<span>predicted class <b data-role="predicted">&ndash;</b></span>',
+        '<span>distortion <b data-role="distortion">&ndash;</b></span>',
+        '<span>|change of the layer| <b data-role="change">&ndash;</b></span>',
+        "</div>",
+        '<div class="iul-row"><table data-role="shares"></table></div>',
+        f'<div class="iul-row iul-note" data-role="timing"><noscript>{note}</noscript></div>',
+        '<div class="iul-row iul-note" data-role="message" hidden></div>',
+        "</div>",
+    ])
+    srcs = [root + ENGINE_SCRIPT, root + UNITS_SCRIPT, f"{root}{DATA_DIR}/index.js",
+            f"{root}{DATA_DIR}/images.js", f"{root}{DATA_DIR}/{data_file(model)}"]
+    tags = "".join(f'<script src="{esc(src)}"></script>\n' for src in srcs)
+    start = (f"<script>IntriguingUnits.mount(document.getElementById("
+             f"{json.dumps(viewer_id)}));</script>")
+    return f"{tags}{markup}\n{start}"
+
+
+def units_panel(**kwargs: Any) -> HTML:
+    """:func:`units_panel_html` as an output a notebook shows and the static page keeps."""
+    return HTML(units_panel_html(**kwargs))

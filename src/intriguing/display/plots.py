@@ -578,3 +578,58 @@ def advtrain_ablations(doc: dict) -> Figure:
     axes[2].legend(fontsize=6, frameon=False)
     fig.tight_layout()
     return fig
+
+
+def perturbation_shares(doc: dict) -> Figure:
+    """``perturbation_units.json``: how much of a hidden layer's adversarial change the top-k
+    coordinates carry, in the unit basis and in random orthonormal bases.
+
+    One column per probed (model, layer). Top row: Table 1's adversarial examples (the search
+    over c), k along x; markers are means, bars bootstrap 95% intervals, and a grey dash the
+    expected share in a random basis. Bottom row: the fixed-c sets at k = 10% of the layer, c
+    along a log axis (large c: small perturbations).
+    """
+    rows = doc["rows"]
+    probes = list(dict.fromkeys((r["model"], r["layer"]) for r in rows))
+    if not probes:
+        raise ValueError(f"no rows in {doc.get('name')!r}")
+    search = doc["settings"]["sets"][0]
+    style = {"unit": ("C0", "o", "units"), "random": ("C3", "s", "random orthonormal bases")}
+    fig, axes = plt.subplots(2, len(probes), squeeze=False, sharey=True,
+                             figsize=(2.6 * len(probes) + 0.6, 5.0))
+    for p_i, (model, layer) in enumerate(probes):
+        top = [r for r in rows if (r["model"], r["layer"], r["set"]) == (model, layer, search)]
+        top.sort(key=lambda r: int(r["k"]))
+        ax = axes[0, p_i]
+        for j, (key, (color, marker, label)) in enumerate(style.items()):
+            xs = np.arange(len(top)) + (j - 0.5) * 0.2
+            mean = np.array([r[key]["ours"] for r in top])
+            lo = np.array([r[f"{key}_low"]["ours"] for r in top])
+            hi = np.array([r[f"{key}_high"]["ours"] for r in top])
+            ax.errorbar(xs, mean, yerr=[mean - lo, hi - mean], fmt=marker, color=color, ms=4,
+                        lw=2, capsize=0, label=label)
+        ax.hlines([r["expected"]["ours"] for r in top], np.arange(len(top)) - 0.3,
+                  np.arange(len(top)) + 0.3, color="grey", lw=1, label="expected, random basis")
+        ax.set_xticks(range(len(top)), [r["k"] for r in top])
+        ax.set_xlabel(f"k ({model} {layer})", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        low = [r for r in rows if (r["model"], r["layer"]) == (model, layer)
+               and r["set"] != search and r["k_kind"] == "fraction"]
+        low.sort(key=lambda r: r["c_value"]["ours"])
+        ax = axes[1, p_i]
+        for key, (color, marker, _) in style.items():
+            cs = np.array([r["c_value"]["ours"] for r in low])
+            mean = np.array([r[key]["ours"] for r in low])
+            lo = np.array([r[f"{key}_low"]["ours"] for r in low])
+            hi = np.array([r[f"{key}_high"]["ours"] for r in low])
+            ax.errorbar(cs, mean, yerr=[mean - lo, hi - mean], fmt=f"{marker}-", color=color,
+                        ms=4, lw=1.2, capsize=0)
+        ax.set_xscale("log")
+        ax.set_xlabel(f"fixed c, k = {low[0]['k'] if low else '?'}", fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("share of |change|² on top k", fontsize=9)
+    axes[1, 0].set_ylabel("share on top 10%", fontsize=9)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="upper center", ncol=3, frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return fig

@@ -241,3 +241,166 @@ def comparison_table(doc: Mapping[str, Any]) -> str:
     return tables.html_table(["layer", "k", "measure", "units", "random directions",
                               "random images", "units - directions", "p (U test)",
                               "p (Holm)", "more coherent"], body)
+
+
+# --------------------------------------------------------------------------------------------
+# Property 1 for adversarial perturbations: which basis carries a hidden layer's change
+
+
+def share_table(doc: Mapping[str, Any]) -> str:
+    """``perturbation_units.json``'s search-set comparisons as an HTML table.
+
+    One row per (model, layer, k): the mean top-k share of the change in the unit basis and in
+    random orthonormal bases with their bootstrap intervals, the expected random share, the
+    paired difference with its interval, the share of images where units carry more, the
+    Wilcoxon p-value before and after the Holm correction, and which basis carries more
+    (``experiments.coherence.summarize_perturbation_units``).
+    """
+    rows = {(r["model"], r["layer"], r["set"], r["k"]): r for r in doc["rows"]}
+    search = doc["settings"]["sets"][0]
+
+    def ci(r: Mapping[str, Any], key: str, signed: bool = False) -> str:
+        f = "+.3f" if signed else ".3f"
+        return (f"{r[key]['ours']:{f}} [{r[f'{key}_low']['ours']:{f}}, "
+                f"{r[f'{key}_high']['ours']:{f}}]")
+
+    body = []
+    for c in doc["summaries"]["comparisons"]:
+        r = rows[(c["model"], c["layer"], search, c["k"])]
+        body.append([f"{c['model']} {c['layer']}", c["k"], int(r["n"]["ours"]), ci(r, "unit"),
+                     ci(r, "random"), f"{r['expected']['ours']:.3f}",
+                     ci(r, "difference", signed=True), f"{c['wins']:.2f}", f"{c['p']:.2g}",
+                     f"{c['p_holm']:.2g}", c["carries_more"]])
+    return tables.html_table(["layer", "k", "images", "units", "random bases",
+                              "expected (random)", "units - random", "units win",
+                              "p (Wilcoxon)", "p (Holm)", "carries more"], body)
+
+
+def energy_svg(unit: Sequence[float], random: Sequence[float], ks: Sequence[int], *,
+               width: int = 420, height: int = 200) -> str:
+    """Sorted magnitudes of a layer's change in two bases, as an inline SVG.
+
+    Args:
+        unit, random: ``(D,)`` shares of |delta|^2 per coordinate, largest first
+            (``perturbation_units.sorted_energy``); the curves show their square roots,
+            |coordinate| / |delta|.
+        ks: ranks marked by dashed lines (the top-k boundaries).
+
+    Raises:
+        ValueError: the two curves differ in length or are empty.
+    """
+    u, r = np.sqrt(np.asarray(unit, dtype=float)), np.sqrt(np.asarray(random, dtype=float))
+    if u.ndim != 1 or u.shape != r.shape or len(u) == 0:
+        raise ValueError(f"unit and random must be two 1-d arrays of one length, got "
+                         f"{u.shape} and {r.shape}")
+    d, peak = len(u), max(float(u.max()), float(r.max()), 1e-12)
+    left, bottom, top, right = 40, 28, 10, 10
+
+    def xy(v: np.ndarray) -> str:
+        xs = left + (width - left - right) * (np.arange(d) + 0.5) / d
+        ys = height - bottom - (height - bottom - top) * v / peak
+        return " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(xs, ys))
+
+    marks = "".join(
+        f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{height - bottom}" stroke="#999" '
+        f'stroke-dasharray="3,3"/>'
+        for x in (left + (width - left - right) * k / d for k in ks if 1 <= k <= d))
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+            f'role="img" aria-label="sorted magnitudes of the change in the unit basis and in a '
+            f'random orthonormal basis">'
+            f'<path d="M{left},{top} V{height - bottom} H{width - right}" stroke="#999" '
+            f'fill="none"/>{marks}'
+            f'<polyline points="{xy(r)}" fill="none" stroke="#d62728" stroke-width="1.8"/>'
+            f'<polyline points="{xy(u)}" fill="none" stroke="#1f77b4" stroke-width="1.8"/>'
+            f'<text x="{width - 120}" y="{top + 12}" fill="#1f77b4" font-size="11">units</text>'
+            f'<text x="{width - 120}" y="{top + 26}" fill="#d62728" font-size="11">random '
+            f'basis</text><text x="{left}" y="{height - 8}" font-size="11">rank of the '
+            f'coordinate (1 = largest), dashed: k</text></svg>')
+
+
+def perturbation_panel_html(image: Any, result: Mapping[str, Any], *, label: int | None = None,
+                            target: int | None = None, display_scale: int = 3) -> str:
+    """One frame of the perturbation panel: the two images, the layer's change, the shares.
+
+    Args:
+        image: ``(1, 28, 28)`` or ``(1, 1, 28, 28)`` the clean image.
+        result: a ``perturbation_units.PerturbationProbe`` answer (``adversarial``,
+            ``predicted``, ``distortion``, ``norm``, ``unit``, ``random``, ``shares``).
+        label, target: shown in the caption when given.
+        display_scale: the images' magnification.
+    """
+    pair = np.concatenate([_numpy(image).reshape(1, 28, 28),
+                           _numpy(result["adversarial"]).reshape(1, 28, 28)])
+    alt = "the test image and its adversarial example"
+    img = img_html(strip_png(pair), alt, 58 * display_scale, 28 * display_scale)
+    head = (f"label {label} &middot; " if label is not None else "") + (
+        f"target {target} &middot; " if target is not None else "")
+    meta = (f'<div style="font-size:0.85rem">{head}predicted {int(result["predicted"])} '
+            f'&middot; distortion {result["distortion"]:.4f} &middot; |change of the layer| '
+            f'{result["norm"]:.3g}</div>')
+    if result.get("unit") is None:
+        return (img + meta + '<div style="font-size:0.85rem">The attack left the layer '
+                "unchanged (the model already gives the target).</div>")
+    ks = [s[0] for s in result["shares"]]
+    table = tables.html_table(
+        ["top k", "units", "random basis", "expected, random"],
+        [[k, f"{u:.1%}", f"{r:.1%}", f"{e:.1%}"] for k, u, r, e in result["shares"]])
+    return img + meta + energy_svg(result["unit"], result["random"], ks) + table
+
+
+def perturbation_viewer(images: Any, labels: Any, probe: Callable[..., Mapping[str, Any]], *,
+                        c_range: tuple[float, float] = (1e-3, 1e2), c: float = 1.0) -> Any:
+    """The perturbation panel live in Jupyter: an image, a target and c drive one attack.
+
+    Each change of a control calls ``probe(image, target, c)`` once
+    (``perturbation_units.PerturbationProbe``, built on ``attacks.lbfgs``: the one adapter
+    through which this viewer reaches the engine) and redraws ``perturbation_panel_html``.
+    The rendered book shows ``browser_viewer.units_panel`` instead, which runs the same solve
+    in the reader's browser.
+
+    Args:
+        images: ``(N, 1, 28, 28)`` test images.
+        labels: ``(N,)`` their labels.
+        probe: ``probe(image (1, 1, 28, 28), target, c) -> result``.
+        c_range: the log slider's ends.
+        c: its first value.
+
+    Returns:
+        A ``widgets.VBox``; ``box.render(i, target, c)`` redraws a frame (also called on moves)
+        and returns the probe's result; ``box.controls`` holds the image, target and c
+        controls.
+
+    Raises:
+        ValueError: bad images, labels or c range.
+    """
+    import ipywidgets as widgets
+
+    imgs, labs = _check_data(images, labels)
+    lo, hi = (float(v) for v in c_range)
+    if not 0 < lo < hi or not lo <= c <= hi:
+        raise ValueError(f"c_range must be (low, high) with 0 < low < high and c inside it, got "
+                         f"{c_range} and c={c}")
+    index = widgets.IntSlider(value=0, min=0, max=len(imgs) - 1, description="image",
+                              continuous_update=False)
+    target = widgets.Dropdown(options=list(range(10)), value=(int(labs[0]) + 1) % 10,
+                              description="target")
+    cslider = widgets.FloatLogSlider(value=c, base=10, min=np.log10(lo), max=np.log10(hi),
+                                     step=0.05, description="c", continuous_update=False)
+    frame = widgets.HTML()
+
+    def render(i: int, t: int, cc: float) -> Mapping[str, Any]:
+        res = probe(imgs[i:i + 1], int(t), float(cc))
+        frame.value = perturbation_panel_html(imgs[i], res, label=int(labs[i]), target=int(t))
+        return res
+
+    def on_change(_: Any = None) -> None:
+        render(index.value, target.value, cslider.value)
+
+    for control in (index, target, cslider):
+        control.observe(on_change, names="value")
+    on_change()
+    box = widgets.VBox([widgets.HBox([index, target]), cslider, frame])
+    box.add_class(CSS_CLASS)
+    box.render = render
+    box.controls = (index, target, cslider)
+    return box

@@ -1,6 +1,11 @@
 """Property 1 (section 3): are natural units more coherent than random directions?
 
-References: Szegedy et al. 2014, arXiv:1312.6199, section 3.
+Two experiments: ``units`` (the paper's question, top-k images of units against random
+directions) and ``perturbation_units`` (the same question asked of the paper's adversarial
+perturbations, section 4.1: does the change they cause in a hidden layer sit on a few units more
+than on a few directions of a random orthonormal basis?).
+
+References: Szegedy et al. 2014, arXiv:1312.6199, sections 3 and 4.1.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import torch
 
 from ..engine import data, zoo
 from ..engine.units import DIFFERENCE
-from ..plumbing import claims, config, results
+from ..plumbing import checks, claims, config, results
 from .registry import Experiment
 
 #: Property 1: (probed model, layer, independent model, its layer for the cosine measure).
@@ -338,9 +343,246 @@ def summarize_units(doc: dict[str, Any]) -> dict[str, Any]:
     return {"summaries": summaries, "claims": out}
 
 
+# --------------------------------------------------------------------------------------------
+# Property 1 for adversarial perturbations (beyond the paper): which basis carries the change?
+
+#: The models and hidden layers probed: both sigmoid MLPs of Table 1, both hidden layers.
+PERTURBATION_MODELS: tuple[str, ...] = ("FC100-100-10", "FC200-200-10")
+PERTURBATION_LAYERS: tuple[str, ...] = ("act1", "act2")
+#: Fixed constants (a subset of the transfer curves' cached grid, so no set is attacked again):
+#: from perturbations far past the minimum (c = 1e-3) to ones too small to reach the target.
+PERTURBATION_C_INDEX: tuple[int, ...] = (0, 3, 6, 9)
+#: Random orthonormal bases per image.
+PERTURBATION_BASES = 8
+#: The set the claims rest on: Table 1's adversarial examples (the search over c).
+SEARCH_SET = "search over c"
+
+
+def _set_name(c: float | None) -> str:
+    return SEARCH_SET if c is None else f"c={c:.3g}"
+
+
+def perturbation_units(scale: str | config.Scale | None = None, *,
+                       models: tuple[str, ...] = PERTURBATION_MODELS,
+                       layers: tuple[str, ...] = PERTURBATION_LAYERS,
+                       c_values: tuple[float, ...] | None = None,
+                       n_bases: int = PERTURBATION_BASES, seed: int = 0,
+                       n_resamples: int = 2000, progress: bool = True) -> dict[str, Any]:
+    """Does an adversarial perturbation move a few units, or a few random directions?
+
+    Property 1 (section 3) asks whether single units carry more meaning than random directions
+    of a layer. The same question for the paper's adversarial examples (section 4.1): for each
+    image x of Table 1's adversarial set (the search over c, random targets; ``advsets.load``)
+    and its example x', the change delta = phi(x') - phi(x) of a hidden layer; the share of
+    |delta|^2 on its k largest coordinates in the unit basis against the mean over
+    ``n_bases`` seeded random orthonormal bases (``perturbation_units.compare_shares``), for
+    k = 1, 5 and 10% of the layer. The same at a few fixed c (``advsets.fixed_c``, the sets of
+    the transfer curves), where every image's perturbation counts whether or not it reached
+    the target. Examples that left the layer unchanged (the image was already of the target
+    class) are left out. Both hidden layers of both sigmoid MLPs: the first hidden layer is
+    where the perturbation enters (delta is about sigma'(z) * W r, one sigmoid away from the
+    pixels), the second shows what the network makes of it one layer on.
+
+    Rows: one per (model, layer, set, k) with the means and bootstrap intervals of the unit
+    and random shares and of their paired difference, the expected random share
+    (``perturbation_units.expected_random_share``), the Wilcoxon p-value, the share of images
+    where units carry more, the mean |delta|, the distortion and the success rate. Every
+    ``paper`` is None (the paper does not ask this). Writes ``perturbation_units.json``.
+
+    Raises:
+        ValueError: an unknown model, a layer the model lacks, or a bad ``n_bases``.
+    """
+    from ..engine import advsets
+    from ..engine import perturbation_units as pu
+    from ..engine import units as units_mod
+    from .transferability import TRANSFER_C_GRID, TRANSFER_N
+
+    sc = config.get_scale(scale)
+    checks.positive_int("n_bases", n_bases)
+    for m in models:
+        zoo.spec(m)
+    if c_values is None:
+        c_values = tuple(TRANSFER_C_GRID[i] for i in PERTURBATION_C_INDEX)
+    start = time.perf_counter()
+    n_fixed = min(TRANSFER_N, sc.attack_limit or TRANSFER_N)
+    rows: list[dict[str, Any]] = []
+    dims: dict[str, int] = {}
+    for name in models:
+        net = zoo.load(name, scale=sc, progress=progress)
+        valid = units_mod.layer_names(net)
+        if not layers or any(lay not in valid for lay in layers):
+            raise ValueError(f"layers must be layers of {name} ({valid}), got {list(layers)}")
+        sets: list[tuple[float | None, dict]] = [(None, advsets.load(name, scale=sc,
+                                                                     progress=progress))]
+        sets += [(c, advsets.fixed_c(name, c, split="test", limit=n_fixed, scale=sc,
+                                     progress=progress)) for c in c_values]
+        for c, adv in sets:
+            keep = adv["success"].bool() if c is None else torch.ones(len(adv["success"]),
+                                                                      dtype=torch.bool)
+            for layer in layers:
+                delta = pu.hidden_change(net, layer, adv["images"], adv["adversarial"])
+                moved = keep & (delta.square().sum(1) > 0)
+                dims[f"{name}/{layer}"] = int(delta.shape[1])
+                cmp = pu.compare_shares(delta[moved], n_bases=n_bases, seed=seed,
+                                        n_resamples=n_resamples)
+                extra = {"norm": delta[moved].norm(dim=1).mean().item(),
+                         "distortion": adv["distortion"][moved].double().mean().item(),
+                         "success": adv["success"][moved].float().mean().item(),
+                         "c_value": None if c is None else float(c)}
+                for r in cmp.rows:
+                    rows.append({
+                        "model": name, "layer": layer, "set": _set_name(c), "k": str(r["k"]),
+                        "k_kind": "fraction" if r["k"] not in pu.FIXED_KS else "fixed",
+                        **{f: results.cell(r[f]) for f in (
+                            "unit", "unit_low", "unit_high", "random", "random_low",
+                            "random_high", "difference", "difference_low", "difference_high",
+                            "expected", "p", "wins", "n")},
+                        **{f: results.cell(v) for f, v in extra.items()}})
+    settings = {"models": list(models), "layers": list(layers), "units": dims,
+                "sets": [SEARCH_SET] + [_set_name(c) for c in c_values],
+                "c_values": [float(c) for c in c_values], "n_fixed_c": n_fixed,
+                "search_set": "advsets.load: Table 1's adversarial set (random targets, search "
+                              "over c); examples that reached their target",
+                "fixed_c_sets": "advsets.fixed_c: the transfer curves' sets, every image",
+                "ks": f"{list(pu.FIXED_KS)} and {pu.FRACTION_K:.0%} of the layer",
+                "n_bases": n_bases, "seed": seed,
+                "bases": "units.random_rotation(D, seed + i), i < n_bases (Haar)",
+                "expected": "perturbation_units.expected_random_share (exact, any delta)",
+                "n_resamples": n_resamples, "level": 0.95,
+                "bootstrap": "scipy.stats.bootstrap, percentile intervals",
+                "test": "scipy.stats.wilcoxon, two-sided, paired by image",
+                "correction": "Holm-Bonferroni over the search set's comparisons, alpha 0.05"}
+    results.write("perturbation_units", rows, scale=sc.name, seconds=time.perf_counter() - start,
+                  settings=settings, summarize=summarize_perturbation_units)
+    return results.read("perturbation_units", sc)
+
+
+def _pu_side(difference: float, p: float) -> str:
+    """Which basis a paired test at ``ALPHA`` finds carrying more of the change on its top k."""
+    if p >= ALPHA or difference == 0:
+        return "neither"
+    return "units" if difference > 0 else "random"
+
+
+def summarize_perturbation_units(doc: dict[str, Any]) -> dict[str, Any]:
+    """The summaries and claims of ``perturbation_units.json`` (both Property 1 chapters).
+
+    One paired comparison per (model, layer, k) on the search set; their Wilcoxon p-values are
+    Holm-corrected together (``holm``), as ``summarize_units`` does for the coherence tests.
+
+    Claims (all beyond the paper, ``paper=None``):
+        ``perturbation_units``: across those comparisons, in how many the top-k units carry
+            significantly more of the change than the top-k directions of random orthonormal
+            bases, in how many less, in how many neither. Outcome "units" when units carry more
+            in all, "random" when random bases do in all, "mixed" otherwise.
+        ``perturbation_layers``: the figures per probed layer at k = 10% of the layer: the
+            units' share with its interval, the random bases' share and its expectation.
+        ``perturbation_c``: over the fixed c, whether the units of every probed first layer
+            carry more than the random bases at every c ("every_c") or not ("not_every_c").
+
+    References: Szegedy et al. 2014, arXiv:1312.6199, sections 3 and 4.1.
+    """
+    rows = doc["rows"]
+    search = [r for r in rows if r["set"] == SEARCH_SET]
+    if not search:
+        return {"summaries": {}, "claims": []}
+    p_raw = [r["p"]["ours"] for r in search]
+    p_adj = holm(p_raw)
+    comparisons = []
+    for r, p, ph in zip(search, p_raw, p_adj):
+        diff = r["difference"]["ours"]
+        comparisons.append({
+            "model": r["model"], "layer": r["layer"], "k": r["k"], "k_kind": r["k_kind"],
+            "unit": r["unit"]["ours"], "random": r["random"]["ours"],
+            "expected": r["expected"]["ours"], "difference": diff,
+            "ci_low": r["difference_low"]["ours"], "ci_high": r["difference_high"]["ours"],
+            "p": p, "p_holm": float(ph), "carries_more": _pu_side(diff, float(ph)),
+            "wins": r["wins"]["ours"], "n": int(r["n"]["ours"])})
+    m = len(comparisons)
+    tally = {side: sum(c["carries_more"] == side for c in comparisons)
+             for side in ("units", "random", "neither")}
+    probes = list(dict.fromkeys((c["model"], c["layer"]) for c in comparisons))
+    headline = {f"{mo}/{la}": next(c for c in comparisons if c["model"] == mo
+                                   and c["layer"] == la and c["k_kind"] == "fraction")
+                for mo, la in probes}
+    fixed = [r for r in rows if r["set"] != SEARCH_SET and r["k_kind"] == "fraction"]
+    by_c = [{"model": r["model"], "layer": r["layer"], "set": r["set"],
+             "c": r["c_value"]["ours"], "unit": r["unit"]["ours"],
+             "random": r["random"]["ours"], "success": r["success"]["ours"],
+             "difference": r["difference"]["ours"], "ci_low": r["difference_low"]["ours"],
+             "ci_high": r["difference_high"]["ours"]} for r in fixed]
+    summaries = {"alpha": ALPHA, "n_comparisons": m, "tally": tally,
+                 "comparisons": comparisons, "headline": headline, "fixed_c": by_c,
+                 "correction": "Holm-Bonferroni over the search set's comparisons"}
+
+    ks = ", ".join(dict.fromkeys(c["k"] if c["k_kind"] == "fixed" else "10% of the layer"
+                                 for c in comparisons))
+    fig = {"m": m, "u": _count(tally["units"]), "r": _count(tally["random"]),
+           "n": _count(tally["neither"]), "models": len({c["model"] for c in comparisons}),
+           "layers": len(probes), "ks": ks}
+    setup = ("Across the {m} comparisons on Table 1's adversarial examples ({layers} hidden "
+             "layers of {models} networks; k = {ks}; Wilcoxon signed-rank tests paired by image, "
+             "Holm-corrected at 5%), ")
+    outcome = ("units" if tally["units"] == m else "random" if tally["random"] == m
+               else "mixed")
+    out = [claims.make(
+        "perturbation_units", paper=None, outcome=outcome, figures=fig,
+        text={"units": setup + "the top-k units carry significantly more of the change in the "
+                               "hidden layer than the top-k directions of random orthonormal "
+                               "bases in every one.",
+              "random": setup + "the top-k directions of random orthonormal bases carry "
+                                "significantly more of the change than the top-k units in "
+                                "every one.",
+              "mixed": setup + "the top-k units carry significantly more of the change than "
+                               "the top-k directions of random orthonormal bases in {u}, "
+                               "significantly less in {r}, and neither in {n}: which basis "
+                               "concentrates the change depends on the layer."})]
+
+    parts = []
+    for key, c in headline.items():
+        parts.append(f"{key} (k = {c['k']}): units {c['unit']:.0%}, random bases "
+                     f"{c['random']:.0%} (expected {c['expected']:.0%}), difference "
+                     f"{c['difference']:+.3f} [{c['ci_low']:+.3f}, {c['ci_high']:+.3f}]")
+    lfig = {"list": "; ".join(parts), "n": min(c["n"] for c in comparisons)}
+    lead = ("Share of the change in a hidden layer carried by its top 10% of coordinates, mean "
+            "over at least {n:,} adversarial examples per layer with 95% bootstrap intervals "
+            "of the paired difference: {list}.")
+    louts = {c["carries_more"] for c in headline.values()}
+    lout = louts.pop() if len(louts) == 1 else "mixed"
+    out.append(claims.make(
+        "perturbation_layers", paper=None, outcome=lout, figures=lfig,
+        text={"units": lead + " Units carry more in every probed layer.",
+              "random": lead + " Random directions carry more in every probed layer.",
+              "neither": lead + " No probed layer shows a significant difference.",
+              "mixed": lead + " The layers disagree."}))
+
+    if by_c:
+        firsts = [b for b in by_c if b["layer"] == probes[0][1]]
+        every = all(b["ci_low"] > 0 for b in firsts)
+        cfig = {"cmin": min(b["c"] for b in by_c), "cmax": max(b["c"] for b in by_c),
+                "lo": min(b["unit"] for b in firsts), "hi": max(b["unit"] for b in firsts),
+                "rlo": min(b["random"] for b in firsts), "rhi": max(b["random"] for b in firsts),
+                "layer": probes[0][1], "sets": len({b["c"] for b in by_c})}
+        head = ("At each of {sets} fixed c from {cmin:.3g} to {cmax:.3g} (one solve per image, "
+                "every image counted whether or not it reached its target), the top 10% of "
+                "units of the first probed layer ({layer}) carry {lo:.0%} to {hi:.0%} of the "
+                "change, random orthonormal bases {rlo:.0%} to {rhi:.0%}: ")
+        out.append(claims.make(
+            "perturbation_c", paper=None, outcome="every_c" if every else "not_every_c",
+            figures=cfig,
+            text={"every_c": head + "units carry more at every c, the interval of the "
+                                    "difference above zero in each case.",
+                  "not_every_c": head + "at some c the interval of the difference reaches "
+                                        "zero or below."}))
+    return {"summaries": summaries, "claims": out}
+
+
 #: This module's experiments (``experiments.REGISTRY`` collects them).
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("units", units, summarize_units, "chapters/random_directions",
                models=tuple(dict.fromkeys(m for p in UNIT_PROBES for m in (p[0], p[2]))),
                after=(), cost=20),
+    Experiment("perturbation_units", perturbation_units, summarize_perturbation_units,
+               "chapters/random_directions", models=PERTURBATION_MODELS,
+               after=("table1", "transfer_curves"), cost=40),
 )
