@@ -3,7 +3,8 @@
 By default the tests build a tiny book (tests/browserbook: two static viewers on a page one
 folder down, display math at the root and in the folder) with the main book's web-asset
 settings from ``_config.yml``. Set ``BOOK_HTML=_build/html`` to run the browser checks on every
-page of the real book that holds widget views or math instead.
+page of the real book that holds widget views or math instead; tests/test_browser_book.py then
+runs issue 17's acceptance (the live viewers against the Python engine) on that book.
 
 Needs Debian's ``chromium`` at /usr/bin/chromium and the ``playwright`` Python package (never
 ``playwright install``); skips otherwise. Building the tiny book needs npm (web assets).
@@ -102,8 +103,8 @@ def _test_book_config() -> dict:
 
 
 #: Built once per session and shared with modules that import these fixtures
-#: (tests/test_browser_viewer.py): an imported fixture is a second fixture to pytest, and two
-#: sync Playwright instances cannot run at once.
+#: (tests/test_browser_viewer.py, tests/test_browser_book.py): an imported fixture is a second
+#: fixture to pytest, and two sync Playwright instances cannot run at once.
 _SHARED: dict = {}
 
 
@@ -385,12 +386,14 @@ def test_page_layout(browser, server, page_path, tmp_path):
                 const out = [];
                 const doc = document.documentElement;
                 if (doc.scrollWidth > window.innerWidth + 1)
-                    out.push(`page scrolls sideways: ${doc.scrollWidth}px in ${window.innerWidth}px`);
+                    out.push(`page scrolls sideways: ${doc.scrollWidth}px in ` +
+                             `${window.innerWidth}px`);
                 document.querySelectorAll('mjx-merror, .MathJax_Error').forEach(e =>
                     out.push(`math error: ${e.textContent.slice(0, 80)}`));
                 document.querySelectorAll('main img, article img').forEach(img => {
                     const name = (img.getAttribute('src') || '').slice(-60);
-                    if (!img.complete || img.naturalWidth === 0) out.push(`image not loaded: ${name}`);
+                    if (!img.complete || img.naturalWidth === 0)
+                        out.push(`image not loaded: ${name}`);
                     if (!(img.getAttribute('alt') || '').trim())
                         out.push(`image without alt text: ${name}`);
                 });

@@ -18,6 +18,13 @@ from intriguing.display import browser_viewer, pagecheck
 from intriguing.plumbing import config
 
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+#: The classes of the live viewer and of the Property 1 panel (display.browser_viewer).
+LIVE_CLASSES = ('class="intriguing-live"', 'class="intriguing-units-live"')
+#: Issue 17: the chapters whose built page must hold each kind (the static book's live parts).
+LIVE_PAGES = {"chapters/blind_spots.html": LIVE_CLASSES[0],
+              "chapters/transferability.html": LIVE_CLASSES[0],
+              "chapters/random_directions.html": LIVE_CLASSES[1],
+              "chapters/semantic_units.html": LIVE_CLASSES[1]}
 
 
 def _site() -> Path | None:
@@ -46,15 +53,15 @@ def test_every_page_with_viewers_is_under_the_limit():
 
 
 def test_pages_with_live_viewers_count_what_they_load():
-    """A page with the browser's live viewer (display.browser_viewer) also loads the attack
-    engine, the exported test images and weights: shared scripts, but downloaded with the page,
-    so they count here (what the page loads when opened; what a reader who picks every model
-    loads is printed beside it)."""
+    """A page with the browser's live viewer or Property 1 panel (display.browser_viewer) also
+    loads the attack engine, the exported test images and weights: shared scripts, but
+    downloaded with the page, so they count here (what the page loads when opened; what a
+    reader who picks every model loads is printed beside it)."""
     site = _site()
     if site is None:
         pytest.skip("set BOOK_HTML to a built book (e.g. _build/html)")
     pages = [p for p in sorted(site.rglob("*.html"))
-             if "intriguing-live" in p.read_text(encoding="utf-8", errors="replace")]
+             if any(k in p.read_text(encoding="utf-8", errors="replace") for k in LIVE_CLASSES)]
     if not pages:
         pytest.skip(f"no page of {site} holds a live viewer")
     heavy = []
@@ -68,3 +75,24 @@ def test_pages_with_live_viewers_count_what_they_load():
         if opened >= pagecheck.PAGE_LIMIT_BYTES:
             heavy.append(f"{p.relative_to(site)}: {opened / 1e6:.2f} MB")
     assert not heavy, f"pages over {pagecheck.PAGE_LIMIT_BYTES / 1e6:.0f} MB at open: {heavy}"
+
+
+def test_the_live_chapters_hold_their_viewers():
+    """Issue 17: the live viewer in "Blind spots" and "Transferability", the Property 1 panel in
+    "Random directions" and "Semantic units", and the data they load, in the built book."""
+    site = _site()
+    if site is None:
+        pytest.skip("set BOOK_HTML to a built book (e.g. _build/html)")
+    missing = []
+    for rel, cls in LIVE_PAGES.items():
+        page = site / rel
+        text = page.read_text(encoding="utf-8", errors="replace") if page.is_file() else ""
+        if cls not in text:
+            missing.append(f"{rel}: no {cls}")
+        elif cls == LIVE_CLASSES[0] and "the live viewer runs in Jupyter" in text:
+            # The attack viewer replaces that placeholder (the Property 1 chapters keep one for
+            # their unit-strip viewer, which needs the kernel's activations).
+            missing.append(f"{rel}: still says the attack viewer runs in Jupyter")
+        elif browser_viewer.page_loads(page)["at_open"] == 0:
+            missing.append(f"{rel}: loads none of the engine's scripts")
+    assert not missing, "\n".join(missing)
