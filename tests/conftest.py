@@ -32,6 +32,16 @@ def _fake_loader(x: torch.Tensor, y: torch.Tensor):
     return fake_load
 
 
+
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test: small problems gain nothing from two, a busy machine loses
+    much. Test files that attack tiny models use it for every test (``pytestmark``)."""
+    saved = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(saved)
+
 @pytest.fixture
 def synthetic_mnist(monkeypatch, tmp_path):
     """300 random 'images' labelled by brightness, served for every split; data dir in tmp."""

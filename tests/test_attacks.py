@@ -26,13 +26,7 @@ TIGHT = LBFGSSettings(memory=10, max_iter=500, reach_max_iter=500, ftol=1e-9, re
                       pgtol=1e-6)
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: these small problems gain nothing from two, a busy machine loses much."""
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def sparse_images(n, seed, side=28):

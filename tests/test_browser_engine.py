@@ -43,12 +43,7 @@ needs_node = pytest.mark.skipif(
            "(Debian: apt install nodejs)")
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def prototype_images(n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,13 +11,7 @@ from torch import nn
 from intriguing import attacks
 from intriguing.engine import advsets
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    saved = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(saved)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _pixel_per_class(side: int = 6, sharpness: float = 40.0) -> nn.Module:

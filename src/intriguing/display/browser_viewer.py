@@ -56,6 +56,16 @@ N_CLASSES = 10
 _COUNTER = itertools.count(1)
 
 
+
+def _check_c(c: float, c_range: tuple[float, float]) -> None:
+    """The slider's range ``(low, high)``, 0 < low < high, and its starting ``c`` inside it."""
+    if not (isinstance(c_range, (tuple, list)) and len(c_range) == 2
+            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in c_range)
+            and c_range[0] < c_range[1]):
+        raise ValueError(f"c_range must be (low, high) with 0 < low < high, got {c_range!r}")
+    if not (isinstance(c, (int, float)) and c_range[0] <= c <= c_range[1]):
+        raise ValueError(f"c must be a number in c_range {tuple(c_range)}, got {c!r}")
+
 def site_root(page: str) -> str:
     """The relative URL from ``page`` (a path in the book, e.g. ``chapters/x.ipynb``) to the
     site root: ``"../"`` one folder down, ``""`` at the root.
@@ -132,12 +142,7 @@ def viewer_html(*, page: str, models: Sequence[str], model: str, transfer: bool 
     if len(set(models)) != len(models):
         raise ValueError(f"models must not repeat a name, got {list(models)}")
     checks.one_of("model", model, list(models))
-    if not (isinstance(c_range, (tuple, list)) and len(c_range) == 2
-            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in c_range)
-            and c_range[0] < c_range[1]):
-        raise ValueError(f"c_range must be (low, high) with 0 < low < high, got {c_range!r}")
-    if not (isinstance(c, (int, float)) and c_range[0] <= c <= c_range[1]):
-        raise ValueError(f"c must be a number in c_range {tuple(c_range)}, got {c!r}")
+    _check_c(c, c_range)
     if target is not None:
         checks.int_in("target", target, 0, N_CLASSES - 1)
     checks.non_negative_int("image", image)
@@ -353,12 +358,7 @@ def units_panel_html(*, page: str, model: str, layer: int = 1, ks: Sequence[int]
     if isinstance(ks, (str, bytes)) or not ks or not all(checks.is_int(k) and k >= 1
                                                          for k in ks):
         raise ValueError(f"ks must be a non-empty list of positive ints, got {ks!r}")
-    if not (isinstance(c_range, (tuple, list)) and len(c_range) == 2
-            and all(isinstance(v, (int, float)) and math.isfinite(v) and v > 0 for v in c_range)
-            and c_range[0] < c_range[1]):
-        raise ValueError(f"c_range must be (low, high) with 0 < low < high, got {c_range!r}")
-    if not (isinstance(c, (int, float)) and c_range[0] <= c <= c_range[1]):
-        raise ValueError(f"c must be a number in c_range {tuple(c_range)}, got {c!r}")
+    _check_c(c, c_range)
     if target is not None:
         checks.int_in("target", target, 0, N_CLASSES - 1)
     checks.non_negative_int("image", image)
