@@ -40,7 +40,7 @@ from intriguing.display import browser_viewer as bv
 from intriguing.engine import perturbation_units as pu
 from intriguing.experiments import transferability
 from test_browser import ALLOWED_CONSOLE, _book_html_env, browser, site  # noqa: F401 (fixtures)
-from test_browser_viewer import Viewer, _check, _read_script, _reference_model
+from test_browser_viewer import Viewer, _check, _read_script, _reference_model, _time_in_page
 
 pytestmark = [
     pytest.mark.browser,
@@ -144,24 +144,6 @@ def _live_viewer(page, transfer: bool) -> Viewer:
     return Viewer(page, ids[0])
 
 
-def _time_in_page(page, model: str) -> dict[str, list[float]]:
-    """A fixed-c solve (c = 1) and the full search on ``model``, per image, in milliseconds."""
-    return page.evaluate("""([name, lo, hi]) => {
-        const IA = IntriguingAttack, d = IntriguingAttackData;
-        const m = IA.decodeModel(d.models[name]);
-        const imgs = IA.decodeImages(d.images);
-        const solve = [], search = [];
-        for (let i = lo; i < hi; i++) {
-            const x = imgs.image(i), t = (imgs.labels[i] + 1 + (i % 9)) % 10;
-            let t0 = performance.now(); IA.solve(m, x, t, 1.0);
-            solve.push(performance.now() - t0);
-            t0 = performance.now(); IA.search(m, x, t);
-            search.push(performance.now() - t0);
-        }
-        return {solve, search};
-    }""", [model, TIMED_IMAGES.start, TIMED_IMAGES.stop])
-
-
 # --------------------------------------------------------------------------------------------
 # Blind spots
 
@@ -248,7 +230,7 @@ def test_blind_spots_viewer_matches_python(browser, site, data, capsys):  # noqa
         _check(st, fc200, "drawing, search")
         search_ms.append(st["ms"])
 
-        timed = _time_in_page(page, "FC200-200-10")
+        timed = _time_in_page(page, "FC200-200-10", TIMED_IMAGES)
     finally:
         opened.close()
     opened.check()

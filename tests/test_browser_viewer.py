@@ -66,6 +66,25 @@ def _tags(text: str) -> list[tuple[str, dict]]:
     return p.tags
 
 
+def _time_in_page(page, model: str, images: range) -> dict[str, list[float]]:
+    """A fixed-c solve (c = 1) and the full search on ``model`` in the page, per image of
+    ``images``, in milliseconds."""
+    return page.evaluate("""([name, lo, hi]) => {
+        const IA = IntriguingAttack, d = IntriguingAttackData;
+        const m = IA.decodeModel(d.models[name]);
+        const imgs = IA.decodeImages(d.images);
+        const solve = [], search = [];
+        for (let i = lo; i < hi; i++) {
+            const x = imgs.image(i), t = (imgs.labels[i] + 1 + (i % 9)) % 10;
+            let t0 = performance.now(); IA.solve(m, x, t, 1.0);
+            solve.push(performance.now() - t0);
+            t0 = performance.now(); IA.search(m, x, t);
+            search.push(performance.now() - t0);
+        }
+        return {solve, search};
+    }""", [model, images.start, images.stop])
+
+
 def test_scripts_are_relative_to_the_page_and_exist_in_the_book():
     down = bv.viewer_html(page="chapters/blind_spots.ipynb", models=zoo.TABLE1,
                           model="FC200-200-10")
@@ -342,20 +361,7 @@ def test_live_viewer_matches_python_from_disk(browser, live_site, capsys):  # no
         _check(st, fc200, "drawing, search")
 
         # Timing in the page: a fixed-c solve and the search on ten test images.
-        more = page.evaluate("""() => {
-            const IA = IntriguingAttack, d = IntriguingAttackData;
-            const m = IA.decodeModel(d.models["FC200-200-10"]);
-            const imgs = IA.decodeImages(d.images);
-            const solve = [], search = [];
-            for (let i = 20; i < 30; i++) {
-                const x = imgs.image(i), t = (imgs.labels[i] + 1 + (i % 9)) % 10;
-                let t0 = performance.now(); IA.solve(m, x, t, 1.0);
-                solve.push(performance.now() - t0);
-                t0 = performance.now(); IA.search(m, x, t);
-                search.push(performance.now() - t0);
-            }
-            return {solve, search};
-        }""")
+        more = _time_in_page(page, "FC200-200-10", range(20, 30))
         timings["solve"] += more["solve"]
         timings["search"] += more["search"]
 
