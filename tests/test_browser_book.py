@@ -38,6 +38,7 @@ import torch
 from intriguing import attacks, zoo
 from intriguing.display import browser_viewer as bv
 from intriguing.engine import perturbation_units as pu
+from intriguing.engine import webexport
 from intriguing.experiments import transferability
 from test_browser import ALLOWED_CONSOLE, _book_html_env, browser, site  # noqa: F401 (fixtures)
 from test_browser_viewer import Viewer, _check, _read_script, _reference_model, _time_in_page
@@ -79,10 +80,12 @@ class SiteData:
     def names(self) -> list[str]:
         return [m["name"] for m in self.index["models"]]
 
-    def model(self, name: str) -> torch.nn.Module:
-        if name not in self._models:
-            self._models[name] = _reference_model(_read_script(self.dir / bv.data_file(name)))
-        return self._models[name]
+    def model(self, name: str, *, copy: bool = False) -> torch.nn.Module:
+        """The exported model, or (``copy``) the float16 copy the transfer table predicts with."""
+        file = webexport.predictor_file(name) if copy else bv.data_file(name)
+        if file not in self._models:
+            self._models[file] = _reference_model(_read_script(self.dir / file))
+        return self._models[file]
 
 
 @pytest.fixture(scope="module")
@@ -259,8 +262,10 @@ def _check_transfer_rows(view: Viewer, data: SiteData, label: str) -> int:
     assert names == data.names(), f"{label}: the table's models {names}"
     for r, name in enumerate(names):
         cells = rows.nth(r).locator("td")
+        half = "(float16)" in cells.nth(0).inner_text()
+        assert half == (name != st["model"]), (label, name, "float16 copy for the others")
         with torch.no_grad():
-            net = data.model(name)
+            net = data.model(name, copy=half)
             clean, fooled = int(net(x).argmax(1)), int(net(adv).argmax(1))
         assert int(cells.nth(1).inner_text()) == clean, (label, name, "clean")
         assert int(rows.nth(r).locator("td.pred").inner_text()) == fooled, (label, name)

@@ -378,7 +378,11 @@ def test_live_viewer_matches_python_from_disk(browser, live_site, capsys):  # no
         for r in range(rows.count()):
             row = rows.nth(r)
             name = row.get_attribute("data-model")
-            net = _reference_model(_read_script(data / bv.data_file(name)))
+            # Models not attacked predict with their float16 copies, and say so.
+            half = "(float16)" in row.locator("td").first.inner_text()
+            assert half == (name != ts["model"]), name
+            file = webexport.predictor_file(name) if half else bv.data_file(name)
+            net = _reference_model(_read_script(data / file))
             with torch.no_grad():
                 want = int(net(adv).argmax(1))
             assert int(row.locator("td.pred").inner_text()) == want, name
@@ -406,21 +410,28 @@ def test_page_loads_counts_the_shared_scripts_a_page_loads(tmp_path):
              f"{bv.DATA_DIR}/images.js": 1000}
     models = {"FC10(1)": 40, "FC200-200-10": 5000, "AE400-10": 7000}
     sizes |= {f"{bv.DATA_DIR}/{bv.data_file(m)}": n for m, n in models.items()}
+    # float16 copies for the transfer table; FC10(1) has none (an older export), so "load
+    # every model" loads the model itself.
+    copies = {"FC200-200-10": 2600, "AE400-10": 3600}
+    sizes |= {f"{bv.DATA_DIR}/{webexport.predictor_file(m)}": n for m, n in copies.items()}
     for rel, n in sizes.items():
         (root / rel).parent.mkdir(parents=True, exist_ok=True)
         (root / rel).write_bytes(b"x" * n)
-    (root / bv.DATA_DIR / "manifest.json").write_text(json.dumps(
-        {"models": [{"name": m} for m in models]}))
+    (root / bv.DATA_DIR / "manifest.json").write_text(json.dumps({"models": [
+        {"name": m, "file": bv.data_file(m)}
+        | ({"predictor": {"file": webexport.predictor_file(m)}} if m in copies else {})
+        for m in models]}))
     page = root / "chapters" / "p.html"
     page.parent.mkdir()
     page.write_text(bv.viewer_html(page="chapters/p.ipynb", models=["FC10(1)", "FC200-200-10"],
                                    model="FC200-200-10"))
     base = 300 + 200 + 10 + 1000
     assert bv.page_loads(page) == {"viewers": 1, "at_open": base + 5000,
-                                   "at_most": base + 5040}
+                                   "with_transfer": base + 5000, "at_most": base + 5040}
     page.write_text(page.read_text() + bv.viewer_html(
         page="chapters/p.ipynb", models=["FC10(1)"], model="FC10(1)", transfer=True))
     assert bv.page_loads(page) == {"viewers": 2, "at_open": base + 5040,
-                                   "at_most": base + 12040}
+                                   "with_transfer": base + 5040 + 2600 + 3600,
+                                   "at_most": base + 5040 + 2600 + 3600}
     with pytest.raises(ValueError, match="^page must"):
         bv.page_loads(root / "missing.html")

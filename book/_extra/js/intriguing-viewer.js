@@ -8,7 +8,9 @@
  * and any c, and see the answer of intriguing-attack.js (the browser port of attacks.lbfgs):
  * original, adversarial example, magnified difference, distortion and class probabilities, and
  * the minimum-distortion example of the full search over c. The "Transferability" variant also
- * shows what every exported zoo model predicts for the adversarial image (section 4.3).
+ * shows what every exported zoo model predicts for the adversarial image (section 4.3), with
+ * float16 copies of the models it only predicts with (half the bytes; export-web measures how
+ * often they give the float32 class, and the table says so).
  *
  * The markup comes from intriguing.display.browser_viewer (Python), one element per viewer
  * with class "intriguing-live" and a data-config attribute; that module also writes the
@@ -83,6 +85,7 @@
   }
 
   var decodedModels = {};
+  var decodedPredictors = {};
   var decodedImages = null;
 
   function images() {
@@ -106,6 +109,49 @@
     if (!entry) { return null; }
     decodedModels[name] = root.IntriguingAttack.decodeModel(entry);
     return decodedModels[name];
+  }
+
+  function entryOf(name) {
+    var entries = (store().index && store().index.models) || [];
+    for (var i = 0; i < entries.length; i++) { if (entries[i].name === name) { return entries[i]; } }
+    return null;
+  }
+
+  /** A model to predict with: the float32 model if loaded, else its float16 copy if loaded. */
+  function predictorNow(name) {
+    var m = decodedModels[name] || modelNow(name);
+    if (m) { return m; }
+    if (decodedPredictors[name]) { return decodedPredictors[name]; }
+    var entry = (store().predictors || {})[name];
+    if (!entry) { return null; }
+    decodedPredictors[name] = root.IntriguingAttack.decodeModel(entry);
+    return decodedPredictors[name];
+  }
+
+  /** The script a predictor loads from, and its bytes (the float16 copy when exported). */
+  function predictorSource(name) {
+    var e = entryOf(name);
+    if (!e) { return null; }
+    return e.predictor ? {file: e.predictor.file, bytes: e.predictor.bytes}
+                       : {file: e.file, bytes: e.bytes};
+  }
+
+  /** The sentence under the transfer table: how often the float16 copies agree (export-web). */
+  function agreementNote() {
+    var agree = 0, inputs = 0, adv = 0;
+    ((store().index && store().index.models) || []).forEach(function (e) {
+      if (!e.predictor || !e.predictor.agreement) { return; }
+      agree += e.predictor.agreement.agree;
+      inputs += e.predictor.agreement.inputs;
+      adv = Math.max(adv, (e.predictor.checked_on || {}).adversarial_examples || 0);
+    });
+    if (!inputs) { return ""; }
+    var share = 100 * agree / inputs;
+    return "Models not attacked here predict with float16 copies of their weights (half the " +
+      "bytes). Checked when the book was built, on the shipped test images" +
+      (adv ? " and " + adv + " adversarial examples of the Table 1 models" : "") +
+      ", they give the float32 class on " + agree + " of " + inputs + " model\u2013input pairs (" +
+      (share === 100 ? "100" : share.toFixed(3)) + "%).";
   }
 
   function withModel(dataUrl, name, done) {
@@ -257,9 +303,11 @@
       var rows = "";
       var missing = 0;
       transferModels.forEach(function (name) {
-        var m = modelNow(name);
+        var m = predictorNow(name);
+        var half = m && m !== modelNow(name);
         var who = escapeHtml(name) +
-          (name === state.model ? ' <span class="ivl-note">(attacked)</span>' : "");
+          (name === state.model ? ' <span class="ivl-note">(attacked)</span>' : "") +
+          (half ? ' <span class="ivl-note">(float16)</span>' : "");
         if (!m) {
           missing++;
           rows += '<tr data-model="' + escapeHtml(name) + '"><td>' + who +
@@ -276,20 +324,27 @@
           '<td><span class="bar"><i style="width:' + (100 * p[target]).toFixed(1) + '%"></i>' +
           "</span> " + p[target].toFixed(2) + "</td></tr>";
       });
+      var note = agreementNote();
       ui.transfer.innerHTML = "<caption>every model on the adversarial image" +
         (label === null ? "" : " (label " + label + ")") + "</caption><tr><th>model</th>" +
-        "<th>clean</th><th>adversarial</th><th>p(target " + target + ")</th></tr>" + rows;
+        "<th>clean</th><th>adversarial</th><th>p(target " + target + ")</th></tr>" + rows +
+        (note ? '<tr><td colspan="4" class="ivl-note" style="white-space: normal">' +
+          escapeHtml(note) + "</td></tr>" : "");
       if (ui.transferLoad) {
         var bytes = 0;
-        d.index.models.forEach(function (m) { if (!modelNow(m.name)) { bytes += m.bytes; } });
+        transferModels.forEach(function (n) {
+          var src = predictorSource(n);
+          if (!predictorNow(n) && src) { bytes += src.bytes; }
+        });
         ui.transferLoad.hidden = missing === 0;
         ui.transferLoad.textContent = "load every model (" + (bytes / 1e6).toFixed(1) + " MB)";
       }
     }
 
-    /** Load every exported model, one script after another, then redraw the table. */
+    /** Load every exported model's predictor (its float16 copy), one script after another,
+        then redraw the table. */
     function loadEveryModel() {
-      var names = transferModels.filter(function (n) { return !modelNow(n); });
+      var names = transferModels.filter(function (n) { return !predictorNow(n); });
       ui.transferLoad.disabled = true;
       (function next(i) {
         if (i >= names.length) {
@@ -298,8 +353,14 @@
           if (state.result) { showTransfer(state.result.adversarial, state.pixels, state.target); }
           return;
         }
-        withModel(dataUrl, names[i], function (err) {
-          if (err) { say(String(err.message || err)); ui.transferLoad.disabled = false; return; }
+        var src = predictorSource(names[i]);
+        if (!src) { say("no exported model " + names[i]); ui.transferLoad.disabled = false; return; }
+        loadScript(dataUrl + src.file, function (err) {
+          if (err || !predictorNow(names[i])) {
+            say(err ? String(err.message || err) : "the script of " + names[i] + " held no model");
+            ui.transferLoad.disabled = false;
+            return;
+          }
           next(i + 1);
         });
       }(0));

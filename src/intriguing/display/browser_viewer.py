@@ -265,8 +265,10 @@ def page_loads(page: str | Path) -> dict[str, int]:
     Returns:
         ``viewers`` (how many live viewers the page holds), ``at_open`` (the scripts of
         :data:`ENGINE_SCRIPT`, :data:`VIEWER_SCRIPT` and :data:`DATA_DIR` the page's ``<script
-        src>`` tags load, each once) and ``at_most`` (also every model a reader can pick: each
-        viewer's ``models``, and for a ``transfer`` viewer every exported model).
+        src>`` tags load, each once), ``with_transfer`` (also what a ``transfer`` viewer's "load
+        every model" loads: each exported model's float16 copy, or the model where the export
+        has none) and ``at_most`` (also every model a reader can pick to attack: each viewer's
+        ``models``).
 
     Raises:
         ValueError: ``page`` is not an existing file.
@@ -301,19 +303,27 @@ def page_loads(page: str | Path) -> dict[str, int]:
 
     ours = (ENGINE_SCRIPT, VIEWER_SCRIPT, UNITS_SCRIPT, f"{DATA_DIR}/")
     opened = {f for s in srcs if any(k in s for k in ours) and (f := local(s)) is not None}
-    every = set(opened)
+    transfer, every = set(opened), set(opened)
     for cfg in configs:
-        names = list(cfg.get("models", []))
         data = path.parent / cfg.get("root", "") / cfg.get("data", DATA_DIR)
+        every |= {f.resolve() for n in cfg.get("models", [])
+                  if (f := data / data_file(n)).is_file()}
         if cfg.get("transfer"):
             try:
                 index = json.loads((data / "manifest.json").read_text(encoding="utf-8"))
-                names += [m["name"] for m in index.get("models", [])]
+                entries = index.get("models", [])
             except (OSError, ValueError):
-                pass
-        every |= {f.resolve() for n in names if (f := data / data_file(n)).is_file()}
-    return {"viewers": len(configs), "at_open": sum(f.stat().st_size for f in opened),
-            "at_most": sum(f.stat().st_size for f in every)}
+                entries = []
+            copies = {(data / ((m.get("predictor") or {}).get("file") or data_file(m["name"])))
+                      .resolve() for m in entries if isinstance(m, dict) and "name" in m}
+            transfer |= {f for f in copies if f.is_file()}
+    every |= transfer
+
+    def size(found: set[Path]) -> int:
+        return sum(f.stat().st_size for f in found)
+
+    return {"viewers": len(configs), "at_open": size(opened), "with_transfer": size(transfer),
+            "at_most": size(every)}
 
 
 def units_panel_html(*, page: str, model: str, layer: int = 1, ks: Sequence[int] = (1, 5, 10),

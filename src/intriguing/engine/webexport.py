@@ -20,6 +20,9 @@ which the book's ``html_extra_path`` copies to ``_build/html/attack-data``)::
     index.js         IntriguingAttackData.index: the models, files, sizes and attack settings
     images.js        IntriguingAttackData.images: the first test images (uint8) and labels
     <model>.js       IntriguingAttackData.models[name]: one model's layer sizes and weights
+    <model>.f16.js   IntriguingAttackData.predictors[name]: the same model in float16, which
+                     the transfer table uses to predict (never to attack); the index records
+                     how often it gives the float32 model's class (:func:`predictor_agreement`)
     manifest.json    the same index, for Python
 
 References:
@@ -54,6 +57,8 @@ __all__ = [
     "images_entry",
     "model_entry",
     "node_executable",
+    "predictor_agreement",
+    "predictor_file",
     "run_node",
     "supported",
     "write_script",
@@ -69,6 +74,11 @@ DEFAULT_OUT = Path("book/_web/html/attack-data")
 #: The first test images shipped (the issue asks for at least 500).
 DEFAULT_IMAGES = 500
 _RUNNER = Path(__file__).with_name("webexport_node.js")
+#: The transfer table's copies of the models (section 4.3: every model's answer to an
+#: adversarial image) only predict, so they ship at half the bytes.
+PREDICTOR_DTYPE = "float16"
+#: Adversarial examples per Table 1 model on which the float16 copies are checked.
+AGREEMENT_PER_SET = 2000
 
 
 def engine_path() -> Path:
@@ -166,6 +176,55 @@ def model_entry(model: nn.Module, name: str, *, dtype: str = "float32") -> dict:
     }
 
 
+def predictor_file(name: str) -> str:
+    """The script of ``name``'s float16 copy: ``<slug>.f16.js``."""
+    return f"{_slug(name)}.f16.js"
+
+
+def _logits64(layers: list[tuple[np.ndarray, np.ndarray]], x: np.ndarray) -> np.ndarray:
+    """The logits of a dense sigmoid stack in float64, as the browser engine computes them."""
+    h = x.reshape(len(x), -1).astype(np.float64)
+    for i, (w, b) in enumerate(layers):
+        h = h @ w.astype(np.float64).T + b.astype(np.float64)
+        if i < len(layers) - 1:
+            h = 1.0 / (1.0 + np.exp(-h))
+    return h
+
+
+def predictor_agreement(model: nn.Module, inputs: torch.Tensor, *,
+                        dtype: str = PREDICTOR_DTYPE) -> dict:
+    """How often ``model`` with its weights rounded to ``dtype`` predicts the class that it
+    predicts with its own (float32) weights, on ``inputs``.
+
+    Why: the transfer table of "Transferability" shows every zoo model's class for an
+    adversarial image (section 4.3) from copies at half the bytes; this is the measured cost of
+    that rounding, which the page states beside the table.
+
+    Args:
+        model: a stack of dense layers (see :func:`dense_layers`).
+        inputs: images ``(N, ...)`` with 784 values each, inside [0, 1].
+        dtype: a name of :data:`DTYPES`.
+
+    Returns:
+        ``{"dtype", "inputs": N, "agree": count, "max_logit_error": largest |logit change|}``.
+
+    Raises:
+        ValueError: naming ``inputs`` or ``dtype``.
+    """
+    checks.one_of("dtype", dtype, list(DTYPES))
+    if not isinstance(inputs, torch.Tensor) or inputs.ndim < 2 or len(inputs) == 0 \
+            or inputs[0].numel() != 784:
+        raise ValueError("inputs must be a non-empty tensor of images with 784 values each, got "
+                         f"{getattr(inputs, 'shape', type(inputs).__name__)}")
+    layers = dense_layers(model)
+    rounded = [(w.astype(DTYPES[dtype]), b.astype(DTYPES[dtype])) for w, b in layers]
+    x = inputs.detach().cpu().double().numpy()
+    exact, near = _logits64(layers, x), _logits64(rounded, x)
+    return {"dtype": dtype, "inputs": int(len(x)),
+            "agree": int((exact.argmax(1) == near.argmax(1)).sum()),
+            "max_logit_error": float(np.abs(exact - near).max())}
+
+
 def images_entry(images: torch.Tensor, labels: torch.Tensor | None = None) -> dict:
     """The JSON-able description of images that the engine's ``decodeImages`` reads.
 
@@ -198,18 +257,21 @@ def images_entry(images: torch.Tensor, labels: torch.Tensor | None = None) -> di
 def write_script(path: str | Path, key: str, value: object, *, comment: str = "") -> int:
     """Write a script that stores ``value`` at ``IntriguingAttackData.<key>``; returns its bytes.
 
-    ``key`` is ``"index"``, ``"images"`` or ``"models.<name>"``. The script works as a plain
-    ``<script src>`` (also from ``file://``) and under node's ``require``.
+    ``key`` is ``"index"``, ``"images"``, ``"models.<name>"`` or ``"predictors.<name>"``. The
+    script works as a plain ``<script src>`` (also from ``file://``) and under node's
+    ``require``.
     """
-    if key not in ("index", "images") and not key.startswith("models."):
-        raise ValueError(f"key must be 'index', 'images' or 'models.<name>', got {key!r}")
     field, _, name = key.partition(".")
-    target = f"d.models[{json.dumps(name)}]" if name else f"d.{field}"
+    if not (key in ("index", "images") or (field in ("models", "predictors") and name)):
+        raise ValueError("key must be 'index', 'images', 'models.<name>' or "
+                         f"'predictors.<name>', got {key!r}")
+    target = f"d.{field}[{json.dumps(name)}]" if name else f"d.{field}"
     text = (
         f"/* {comment or 'written by python -m intriguing export-web'} */\n"
         "(function (g) {\n"
-        f"  var d = g.{GLOBAL} = g.{GLOBAL} || {{models: {{}}}};\n"
-        f"  {target} = {json.dumps(value, separators=(',', ':'))};\n"
+        f"  var d = g.{GLOBAL} = g.{GLOBAL} || {{models: {{}}}};"
+        + (f" d.{field} = d.{field} || {{}};\n" if field == "predictors" else "\n")
+        + f"  {target} = {json.dumps(value, separators=(',', ':'))};\n"
         '}(typeof globalThis !== "undefined" ? globalThis : self));\n'
     )
     raw = text.encode("utf-8")
@@ -223,7 +285,8 @@ def _slug(name: str) -> str:
 
 def export(out: str | Path | None = None, *, scale: str | config.Scale | None = None,
            models: Sequence[str] | None = None, n_images: int = DEFAULT_IMAGES,
-           dtype: str = "float32") -> dict:
+           dtype: str = "float32", predictors: bool = True,
+           agreement_sets: bool = False) -> dict:
     """Write the zoo's exportable models and the first test images as scripts under ``out``.
 
     Why: the browser engine attacks the same trained models the chapters use, loaded from the
@@ -235,11 +298,17 @@ def export(out: str | Path | None = None, *, scale: str | config.Scale | None = 
         models: zoo names (default: every zoo model the engine runs, all but the ConvNet).
         n_images: how many of the first test images to ship.
         dtype: "float32" or "float16" for the weights.
+        predictors: also write each model's float16 copy for the transfer table
+            (:func:`predictor_file`), with its agreement with the model on the shipped images.
+        agreement_sets: also check the copies on the first :data:`AGREEMENT_PER_SET`
+            successful adversarial examples of each exported Table 1 model
+            (``advsets.load``: cached once ``run-all`` has run; made otherwise).
 
     Returns:
-        The index: format, scale, dtype, each model's file, layer sizes and bytes, the images'
-        file and bytes, and the attack settings (``LBFGSSettings()``), also written as
-        ``index.js`` and ``manifest.json``.
+        The index: format, scale, dtype, each model's file, layer sizes and bytes (and its
+        ``predictor``: file, bytes, dtype and agreement), the images' file and bytes, and the
+        attack settings (``LBFGSSettings()``), also written as ``index.js`` and
+        ``manifest.json``.
 
     Raises:
         ValueError: an unknown or unexportable model name, a bad ``n_images`` or ``dtype``.
@@ -255,14 +324,33 @@ def export(out: str | Path | None = None, *, scale: str | config.Scale | None = 
     folder.mkdir(parents=True, exist_ok=True)
     index: dict = {"format": FORMAT, "scale": sc.name, "dtype": dtype, "models": [],
                    "settings": attacks.LBFGSSettings().as_dict()}
+    x, y = data.load_mnist("test", limit=n_images)
+    checked = [x]
+    if predictors and agreement_sets:
+        from . import advsets
+
+        for source in (n for n in names if n in zoo.TABLE1):
+            adv = advsets.load(source, scale=sc, progress=False)
+            checked.append(adv["adversarial"][adv["success"]][:AGREEMENT_PER_SET])
+    inputs = torch.cat(checked)
     for name in names:
-        entry = model_entry(zoo.load(name, scale=sc, progress=False), name, dtype=dtype)
+        model = zoo.load(name, scale=sc, progress=False)
+        entry = model_entry(model, name, dtype=dtype)
         file = f"{_slug(name)}.js"
         size = write_script(folder / file, f"models.{name}", entry,
                             comment=f"{name} at scale {sc.name}, {dtype} weights")
-        index["models"].append({"name": name, "file": file, "sizes": entry["sizes"],
-                                "bytes": size})
-    x, y = data.load_mnist("test", limit=n_images)
+        record = {"name": name, "file": file, "sizes": entry["sizes"], "bytes": size}
+        if predictors:
+            copy = model_entry(model, name, dtype=PREDICTOR_DTYPE)
+            record["predictor"] = {
+                "file": predictor_file(name), "dtype": PREDICTOR_DTYPE,
+                "bytes": write_script(folder / predictor_file(name), f"predictors.{name}", copy,
+                                      comment=f"{name} at scale {sc.name}, {PREDICTOR_DTYPE} "
+                                              "weights, for prediction only"),
+                "agreement": predictor_agreement(model, inputs),
+                "checked_on": {"test_images": len(x),
+                               "adversarial_examples": len(inputs) - len(x)}}
+        index["models"].append(record)
     size = write_script(folder / "images.js", "images", images_entry(x, y),
                         comment=f"the first {n_images} MNIST test images (uint8) and labels")
     index["images"] = {"file": "images.js", "n": n_images, "bytes": size}

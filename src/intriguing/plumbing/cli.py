@@ -82,9 +82,14 @@ def _cmd_export_web(args: argparse.Namespace) -> int:
     if args.models is not None:
         models = [name.strip() for name in args.models.split(",") if name.strip()]
     index = webexport.export(args.out, scale=args.scale, models=models, n_images=args.images,
-                             dtype=args.dtype)
+                             dtype=args.dtype, predictors=args.predictors,
+                             agreement_sets=args.agreement_sets)
     for m in index["models"]:
         print(f"{m['name']}: {m['file']} ({m['bytes'] / 1e6:.2f} MB, layers {m['sizes']})")
+        if "predictor" in m:
+            pr, a = m["predictor"], m["predictor"]["agreement"]
+            print(f"  {pr['file']} ({pr['bytes'] / 1e6:.2f} MB): same class on {a['agree']} of "
+                  f"{a['inputs']} inputs, largest logit change {a['max_logit_error']:.2g}")
     print(f"images: {index['images']['file']} ({index['images']['bytes'] / 1e6:.2f} MB, "
           f"{index['images']['n']} test images)")
     return 0
@@ -144,6 +149,11 @@ def parser() -> argparse.ArgumentParser:
     sw.add_argument("--images", type=int, default=500, help="first test images to ship")
     sw.add_argument("--dtype", choices=["float32", "float16"], default="float32",
                     help="weight encoding (default: float32)")
+    sw.add_argument("--no-predictors", dest="predictors", action="store_false",
+                    help="skip the float16 copies that the transfer table predicts with")
+    sw.add_argument("--agreement-sets", action="store_true",
+                    help="also check the float16 copies on each Table 1 model's adversarial "
+                         "examples (cached by run-all)")
     sw.set_defaults(func=_cmd_export_web)
     return p
 
