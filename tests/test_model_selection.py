@@ -58,6 +58,22 @@ def test_summary_names_the_last_rungs_winner_and_judges_the_zoos_setting(zoo_can
     assert "5.00%" in c["sentence"] and "rung 1 (3 candidates)" in c["sentence"]
 
 
+@pytest.mark.parametrize("fractions, zoo_candidate, outcome", [
+    ((0.2, 0.4), "0.01", "not_winner_short"), ((0.2, 0.4), "0.001", "zoo_out_short"),
+    ((0.2, 0.4), "0.003", "winner"), ((1.0,), "0.01", "not_winner")])
+def test_a_shortened_schedule_that_disagrees_says_the_full_one_decides(fractions, zoo_candidate,
+                                                                        outcome):
+    table = [("0.001", 1, 0.30), ("0.003", 1, 0.20), ("0.01", 1, 0.10),
+             ("0.003", 2, 0.05), ("0.01", 2, 0.07)]
+    doc = _doc([_row("mlp_lr", c, r, e, "yes" if c == zoo_candidate else "no")
+                for c, r, e in table])
+    doc["settings"] = {"selections": {"mlp_lr": {"fractions": list(fractions)}}}
+    c = claims.find(model_zoo.summarize_model_selection(doc), "mlp_lr_validation")
+    assert c["outcome"] == outcome
+    assert ("full schedule" in c["sentence"]) == outcome.endswith("_short")
+    assert "5.00%" in c["sentence"]
+
+
 def test_table_shows_each_rung_and_marks_the_winner():
     table = [("0.001", 1, 0.30), ("0.003", 1, 0.20), ("0.01", 1, 0.10),
              ("0.003", 2, 0.05), ("0.01", 2, 0.07)]
@@ -158,7 +174,7 @@ def _zoo_setting_at_last_rung(error: float):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("error, outcome", [(0.01, "winner"), (0.9, "not_winner")])
+@pytest.mark.parametrize("error, outcome", [(0.01, "winner"), (0.9, "not_winner_short")])
 def test_model_zoo_page_states_what_the_validation_errors_show(tmp_path, error, outcome):
     """A copy of the smoke results where the zoo's settings win (or lose) the last rung: the
     chapter prints the sentences of that outcome, and not those of the real results."""

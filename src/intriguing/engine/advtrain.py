@@ -196,9 +196,9 @@ def variants_for(scale: str | config.Scale | None = None) -> dict[str, AdvTrainS
             "dropout": dataclasses_replace(base, layers=(), dropout=DROPOUT)}
 
 
-#: The ablations' short schedule at book scale: 10 epochs (1 clean), a 2,000-example pool with
+#: The ablations' short schedule at book scale: 8 epochs (1 clean), a 2,000-example pool with
 #: 10% refreshed twice an epoch, 50 pool examples beside every 100 clean images.
-SHORT_BOOK = AdvTrainSettings(pool_size=2000, epochs=10)
+SHORT_BOOK = AdvTrainSettings(pool_size=2000, epochs=8)
 #: The same at smoke scale: 3 epochs of the 2,000 smoke images, a 100-example pool.
 SHORT_SMOKE = AdvTrainSettings(pool_size=100, refresh_fraction=0.25, adv_per_step=20, epochs=3)
 

@@ -86,9 +86,10 @@ _MLP_DECAY = (1e-5, 1e-5, 1e-6)
 #: Adam's learning rate for the sigmoid networks (the paper gives none). Chosen by the experiment
 #: ``model_selection`` (``experiments/model_zoo.py``): candidates 1e-3, 3e-3 and 1e-2 trained as
 #: FC100-100-10 on the "fit" split and scored on "validation" (``data.split_indices``); its
-#: results file records the validation errors and whether this constant is the winner. (It was
-#: first picked by test error; the experiment checks it on held-out images instead.)
-_MLP_LR = 3e-3
+#: results file records the validation errors and whether this constant is the winner. 1e-2
+#: won on the full schedule (paper scale: validation error 2.26% against 2.32% for 1e-3 and
+#: 2.40% for 3e-3, the earlier pick by test error) and on the book's shortened rungs.
+_MLP_LR = 1e-2
 #: AE400-10's sparse-autoencoder pre-training (the paper gives none): (beta, sparsity, weight
 #: decay). Chosen by the experiment ``model_selection`` among (1, 0.05, 1e-4), (3, 0.1, 3e-3),
 #: (1, 0.05, 1e-2) and (3, 0.1, 1e-2), each pre-trained on "fit" with the softmax fitted on the
