@@ -21,6 +21,9 @@ help:
 	@echo "make clean  - remove _build;  clean-data: models/results/adversarial sets;  clean-all: also .venv and MNIST"
 
 $(INSTALLED): requirements.txt pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || { echo "PYTHON=$(PYTHON)"\
+	  "is $$($(PYTHON) --version 2>&1); the book needs Python 3.11 or newer: e.g." \
+	  "make book PYTHON=python3.12" >&2; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install -r requirements.txt
@@ -67,7 +70,8 @@ $(WEB): src/intriguing/plumbing/webassets.py $(INSTALLED)
 	$(PY) -m intriguing.plumbing.webassets --dest book/_web
 	@touch $@
 
-# The browser attack's data (issue 17): the zoo's dense models and the first 500 test images as
+# The browser attack's data (issue 17): the zoo's dense models (and their float16 copies for the
+# transfer table, checked on the Table 1 adversarial sets) and the first 500 test images as
 # scripts, exported from the trained-model cache once run-all has filled it, into a staging
 # folder that is then renamed into book/_web/html/attack-data (html_extra_path copies it to the
 # site root). The stamp names the scale, so switching scales exports again; a fresh fetch of
@@ -80,7 +84,7 @@ $(ATTACK_STAMP): $(RESULTS_STAMP) $(WEB) src/intriguing/engine/webexport.py
 	@rm -f $(ATTACK_STAGE)-*
 	rm -rf $(ATTACK_STAGE).new $(ATTACK_STAGE).old
 	INTRIGUING_SCALE=$(SCALE) OMP_NUM_THREADS=1 $(PY) -m intriguing export-web --scale $(SCALE) \
-	  --dtype $(ATTACK_DTYPE) --out $(ATTACK_STAGE).new
+	  --dtype $(ATTACK_DTYPE) --agreement-sets --out $(ATTACK_STAGE).new
 	mkdir -p $(dir $(ATTACK_DATA))
 	if [ -d $(ATTACK_DATA) ]; then mv $(ATTACK_DATA) $(ATTACK_STAGE).old; fi
 	mv $(ATTACK_STAGE).new $(ATTACK_DATA)

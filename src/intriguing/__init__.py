@@ -17,9 +17,18 @@ The public contract keeps its short names: ``from intriguing import data, zoo, a
 from __future__ import annotations
 
 import importlib
+import sys
 from types import ModuleType
 
 __version__ = "0.1.0"
+
+#: The oldest Python the pinned stack supports (numpy 2.4 needs 3.11).
+MIN_PYTHON = (3, 11)
+if sys.version_info < MIN_PYTHON:
+    raise RuntimeError(
+        f"intriguing needs Python {MIN_PYTHON[0]}.{MIN_PYTHON[1]} or newer (numpy 2.4 and torch "
+        f"2.14 are built for it); this is Python {sys.version.split()[0]} at {sys.executable}. "
+        "Create the environment with a newer python, e.g. `make book PYTHON=python3.12`.")
 
 #: The public contract's modules (``from intriguing import data, zoo, attacks``), loaded on use
 #: so that ``import intriguing`` stays light (the web-asset step needs no torch).
