@@ -11,13 +11,14 @@ EXECUTE ?= cache
 BUILD := _build
 STAMP := $(BUILD)/.exec-stamp-$(SCALE)
 
-.PHONY: help venv data models results attack-data book test lab bench clean clean-data clean-all freeze
+.PHONY: help venv data models results attack-data models-archive book test lab bench clean clean-data clean-all freeze
 
 help:
 	@echo "make book   - set up, fetch MNIST, train the zoo, execute every chapter, build _build/html"
 	@echo "make test   - set up, then pytest (unit tests + every notebook at smoke scale)"
 	@echo "make lab    - open the chapters in JupyterLab with the project's environment"
 	@echo "make bench  - python -m intriguing bench attack"
+	@echo "make models-archive - pack the trained models, results and frames into one zip for download"
 	@echo "make clean  - remove _build;  clean-data: models/results/adversarial sets;  clean-all: also .venv and MNIST"
 
 $(INSTALLED): requirements.txt pyproject.toml
@@ -93,12 +94,25 @@ $(ATTACK_STAMP): $(RESULTS_STAMP) $(WEB) src/intriguing/engine/webexport.py
 
 attack-data: $(ATTACK_STAMP)
 
+# The trained zoo, the results and the viewers' frames in one zip that the built book offers for
+# download (issue 18): `python -m intriguing models install URL` verifies it and puts it in data/,
+# so a reader opens every chapter at this scale without training (book/run_yourself.md). Packed
+# after the results exist, into book/_web/html/downloads (html_extra_path copies book/_web/html to
+# the site root; a fresh fetch of the web assets replaces book/_web, so it comes after $(WEB)),
+# with its sha256 beside it; prints its size and sha256.
+MODELS_ARCHIVE := book/_web/html/downloads/intriguing-models-$(SCALE).zip
+$(MODELS_ARCHIVE): $(RESULTS_STAMP) $(WEB) src/intriguing/plumbing/archive.py
+	INTRIGUING_SCALE=$(SCALE) OMP_NUM_THREADS=1 $(PY) -m intriguing models pack --scale $(SCALE) \
+	  --out $@
+
+models-archive: $(MODELS_ARCHIVE)
+
 # The notebooks are executed into the execution cache first, one single-threaded kernel per core
 # (jupyter-cache's local-parallel executor); the build then reads every page from the cache.
 # EXECUTE=force (CI) empties the cache first, so every page is executed again.
 NOTEBOOKS := $(wildcard chapters/*.ipynb book/*.ipynb)
 JCACHE := $(VENV)/bin/jcache
-book: results $(STAMP) $(WEB) $(ATTACK_STAMP)
+book: results $(STAMP) $(WEB) $(ATTACK_STAMP) $(MODELS_ARCHIVE)
 	@if [ "$(EXECUTE)" = force ]; then rm -rf $(BUILD)/.jupyter_cache; fi
 	export INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 OMP_NUM_THREADS=1; \
 	 mkdir -p $(BUILD)/.jupyter_cache && \

@@ -69,6 +69,27 @@ def _cmd_run_all(args: argparse.Namespace) -> int:
     return pipeline.main(argv + (["--dry-run"] if args.dry_run else []))
 
 
+def _cmd_models(args: argparse.Namespace) -> int:
+    from . import archive
+
+    try:
+        if args.action == "pack":
+            info = archive.pack(args.out or archive.default_path(args.scale), scale=args.scale)
+            print(f"{info['path']}: {info['bytes'] / 1e6:.2f} MB ({info['member_bytes'] / 1e6:.2f} "
+                  f"MB unpacked), {len(info['models'])} models, {len(info['results'])} results "
+                  f"files, {len(info['frames'])} frames files, {info['scale']} scale")
+            print(f"sha256 {info['sha256']}")
+        else:
+            info = archive.install(args.source, sha256=args.sha256)
+            print(f"installed into {info['data_dir']}: {len(info['models'])} models, "
+                  f"{len(info['results'])} results files, {info['frames']} frames files "
+                  f"({info['bytes'] / 1e6:.2f} MB), {info['scale']} scale")
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def _cmd_bench(args: argparse.Namespace) -> int:
     from . import bench
 
@@ -134,6 +155,19 @@ def parser() -> argparse.ArgumentParser:
                     help="processes at a time (default: the number of CPUs, at most 4)")
     sp.add_argument("--dry-run", action="store_true", help="print the tasks in order and stop")
     sp.set_defaults(func=_cmd_run_all)
+
+    sm = sub.add_parser("models", help="pack the trained models and the results into one "
+                                       "archive, or install one (no training)")
+    sma = sm.add_subparsers(dest="action", required=True)
+    smp = with_scale(sma.add_parser("pack", help="write the archive (after make book)"))
+    smp.add_argument("--out", default=None, help="the zip to write (default: "
+                                                 "book/_web/html/downloads/intriguing-models-"
+                                                 "<scale>.zip)")
+    smp.set_defaults(func=_cmd_models)
+    smi = sma.add_parser("install", help="verify an archive and put it into data/")
+    smi.add_argument("source", metavar="ARCHIVE_OR_URL", help="a path or an http(s) URL")
+    smi.add_argument("--sha256", default=None, help="the archive's expected sha256")
+    smi.set_defaults(func=_cmd_models)
 
     sb = sub.add_parser("bench", help="benchmarks (e.g. `bench attack --json`)")
     sb.add_argument("rest", nargs=argparse.REMAINDER, help="benchmark name and its options")

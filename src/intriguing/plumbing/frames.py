@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -117,9 +117,14 @@ class AttackFrames:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> AttackFrames:
-        """Read frames written by ``save`` (no pickle)."""
-        with np.load(Path(path), allow_pickle=False) as z:
+    def load(cls, path: str | Path | IO[bytes]) -> AttackFrames:
+        """Read frames written by ``save`` from a path or an open binary file (no pickle).
+
+        An open file lets ``plumbing.archive`` check frames it has read from an archive before
+        writing them anywhere.
+        """
+        source = path if hasattr(path, "read") else Path(path)
+        with np.load(source, allow_pickle=False) as z:
             fmt = int(z["format"]) if "format" in z.files else None
             if fmt != NPZ_FORMAT:
                 raise ValueError(f"{path}: not an AttackFrames file of format {NPZ_FORMAT} "
