@@ -143,15 +143,15 @@
       if (!e.predictor || !e.predictor.agreement) { return; }
       agree += e.predictor.agreement.agree;
       inputs += e.predictor.agreement.inputs;
-      adv = Math.max(adv, (e.predictor.checked_on || {}).adversarial_examples || 0);
+      adv += (e.predictor.checked_on || {}).adversarial_examples || 0;
     });
     if (!inputs) { return ""; }
     var share = 100 * agree / inputs;
     return "Models not attacked here predict with float16 copies of their weights (half the " +
-      "bytes). Checked when the book was built, on the shipped test images" +
-      (adv ? " and " + adv + " adversarial examples of the Table 1 models" : "") +
-      ", they give the float32 class on " + agree + " of " + inputs + " model\u2013input pairs (" +
-      (share === 100 ? "100" : share.toFixed(3)) + "%).";
+      "bytes). Checked when the book was built on the shipped test images" +
+      (adv ? " and on the other Table 1 models' adversarial examples" : "") +
+      ", the copies give the float32 model's class on " + agree + " of " + inputs +
+      " model\u2013input pairs (" + (share === 100 ? "100" : share.toFixed(2)) + "%).";
   }
 
   function withModel(dataUrl, name, done) {

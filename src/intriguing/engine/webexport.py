@@ -300,9 +300,10 @@ def export(out: str | Path | None = None, *, scale: str | config.Scale | None = 
         dtype: "float32" or "float16" for the weights.
         predictors: also write each model's float16 copy for the transfer table
             (:func:`predictor_file`), with its agreement with the model on the shipped images.
-        agreement_sets: also check the copies on the first :data:`AGREEMENT_PER_SET`
-            successful adversarial examples of each exported Table 1 model
-            (``advsets.load``: cached once ``run-all`` has run; made otherwise).
+        agreement_sets: also check each copy on the first :data:`AGREEMENT_PER_SET`
+            successful adversarial examples of every other exported Table 1 model (the inputs
+            a copy predicts in the transfer table; ``advsets.load``: cached once ``run-all``
+            has run, made otherwise).
 
     Returns:
         The index: format, scale, dtype, each model's file, layer sizes and bytes (and its
@@ -325,15 +326,17 @@ def export(out: str | Path | None = None, *, scale: str | config.Scale | None = 
     index: dict = {"format": FORMAT, "scale": sc.name, "dtype": dtype, "models": [],
                    "settings": attacks.LBFGSSettings().as_dict()}
     x, y = data.load_mnist("test", limit=n_images)
-    checked = [x]
+    sets: dict[str, torch.Tensor] = {}
     if predictors and agreement_sets:
         from . import advsets
 
         for source in (n for n in names if n in zoo.TABLE1):
             adv = advsets.load(source, scale=sc, progress=False)
-            checked.append(adv["adversarial"][adv["success"]][:AGREEMENT_PER_SET])
-    inputs = torch.cat(checked)
+            sets[source] = adv["adversarial"][adv["success"]][:AGREEMENT_PER_SET]
     for name in names:
+        # A copy predicts only for models other than the attacked one: its own examples, made
+        # to sit on its decision boundary, are left out of its check.
+        inputs = torch.cat([x, *(v for k, v in sets.items() if k != name)])
         model = zoo.load(name, scale=sc, progress=False)
         entry = model_entry(model, name, dtype=dtype)
         file = f"{_slug(name)}.js"
