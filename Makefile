@@ -11,10 +11,11 @@ EXECUTE ?= cache
 BUILD := _build
 STAMP := $(BUILD)/.exec-stamp-$(SCALE)
 
-.PHONY: help venv data models results attack-data models-archive book test lab bench clean clean-data clean-all freeze
+.PHONY: help venv data models results attack-data models-archive book book-zip test lab bench clean clean-data clean-all freeze
 
 help:
 	@echo "make book   - set up, fetch MNIST, train the zoo, execute every chapter, build _build/html"
+	@echo "make book-zip - the built book as one zip to hand out (open html/index.html offline)"
 	@echo "make test   - set up, then pytest (unit tests + every notebook at smoke scale)"
 	@echo "make lab    - open the chapters in JupyterLab with the project's environment"
 	@echo "make bench  - python -m intriguing bench attack"
@@ -120,6 +121,15 @@ book: results $(STAMP) $(WEB) $(ATTACK_STAMP) $(MODELS_ARCHIVE)
 	 $(JCACHE) project -p $(BUILD)/.jupyter_cache execute -e local-parallel -t 3600
 	INTRIGUING_SCALE=$(SCALE) INTRIGUING_STATIC_BUILD=1 $(VENV)/bin/jupyter-book build . -W -n --keep-going
 	@echo "The book is at $(abspath $(BUILD))/html/index.html"
+
+# The built book as one offline archive a teacher can hand out (issue 18): unzip, open
+# html/index.html; nothing needs a network or a server. Written to a temporary name first.
+BOOK_ZIP := $(BUILD)/intriguing-book-$(SCALE).zip
+book-zip: book
+	rm -f $(BOOK_ZIP).part
+	cd $(BUILD) && ../$(PY) -m zipfile -c $(notdir $(BOOK_ZIP)).part html
+	mv $(BOOK_ZIP).part $(BOOK_ZIP)
+	@echo "The offline book is $(abspath $(BOOK_ZIP)) ($$(du -h $(BOOK_ZIP) | cut -f1)): unzip it and open html/index.html"
 
 # The tests and every page at smoke scale; the pages read the smoke results, made first.
 test: data/results/.made-smoke
