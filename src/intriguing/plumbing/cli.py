@@ -116,6 +116,14 @@ def _cmd_export_web(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_set_repository(args: argparse.Namespace) -> int:
+    from . import bootstrap
+
+    for path in bootstrap.apply(args.url):
+        print(f"updated {path}")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for tests and docs)."""
     from ..engine import zoo
@@ -189,6 +197,11 @@ def parser() -> argparse.ArgumentParser:
                     help="also check the float16 copies on each Table 1 model's adversarial "
                          "examples (cached by run-all)")
     sw.set_defaults(func=_cmd_export_web)
+
+    sr = sub.add_parser("set-repository", help="set the repository's address (_config.yml's "
+                                               "repository.url and every chapter's first cell)")
+    sr.add_argument("url", help='an http(s) address, or "" for none')
+    sr.set_defaults(func=_cmd_set_repository)
     return p
 
 
