@@ -151,7 +151,7 @@ def test_variants_and_ablations_change_one_thing_each():
     assert v["dropout"].layers == () and v["dropout"].dropout == advtrain.DROPOUT
     ab = advtrain.ablations_for("book")
     ref = ab["input pool"]
-    assert ref.epochs == 10 and ref.pool_size == 2000
+    assert ref.epochs == 8 and ref.pool_size == 2000
     for name, st in ab.items():
         changed = {k for k, val in st.describe().items() if val != ref.describe()[k]}
         assert len(changed) <= 1 or name == "per-layer pools, same share", (name, changed)
