@@ -283,7 +283,7 @@ def test_page_loads_counts_the_units_panel(tmp_path):
     page.write_text(browser_viewer.units_panel_html(page="chapters/p.ipynb",
                                                     model="FC100-100-10"))
     loads = browser_viewer.page_loads(page)
-    assert loads == {"viewers": 1, "at_open": 6160, "at_most": 6160}
+    assert loads == {"viewers": 1, "at_open": 6160, "with_transfer": 6160, "at_most": 6160}
 
 
 NODE_RUNNER = r"""
