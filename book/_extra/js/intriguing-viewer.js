@@ -93,13 +93,16 @@
     return decodedImages;
   }
 
-  function fileOf(name) {
-    var idx = store().index;
-    var entries = (idx && idx.models) || [];
-    for (var i = 0; i < entries.length; i++) {
-      if (entries[i].name === name) { return entries[i].file; }
-    }
+  /** The index's record of an exported model (file, sizes, bytes, predictor), or null. */
+  function entryOf(name) {
+    var entries = (store().index && store().index.models) || [];
+    for (var i = 0; i < entries.length; i++) { if (entries[i].name === name) { return entries[i]; } }
     return null;
+  }
+
+  function fileOf(name) {
+    var e = entryOf(name);
+    return e ? e.file : null;
   }
 
   /** The decoded model, or null when it still has to be loaded (see withModel). */
@@ -111,15 +114,9 @@
     return decodedModels[name];
   }
 
-  function entryOf(name) {
-    var entries = (store().index && store().index.models) || [];
-    for (var i = 0; i < entries.length; i++) { if (entries[i].name === name) { return entries[i]; } }
-    return null;
-  }
-
   /** A model to predict with: the float32 model if loaded, else its float16 copy if loaded. */
   function predictorNow(name) {
-    var m = decodedModels[name] || modelNow(name);
+    var m = modelNow(name);
     if (m) { return m; }
     if (decodedPredictors[name]) { return decodedPredictors[name]; }
     var entry = (store().predictors || {})[name];
