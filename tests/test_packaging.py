@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import ast
 import re
+import shutil
+import subprocess
 import sys
 import tomllib
+
+import pytest
 
 import intriguing
 from intriguing.plumbing import config
@@ -70,3 +74,12 @@ def test_the_oldest_python_is_stated_once_and_enforced():
     assert sys.version_info >= intriguing.MIN_PYTHON
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert "sys.version_info < ({}, {})".format(*intriguing.MIN_PYTHON) in makefile
+
+
+def test_make_lab_opens_the_chapters_at_the_scale_asked_for():
+    if shutil.which("make") is None:
+        pytest.skip("no make")
+    plan = subprocess.run(["make", "-n", "lab", "SCALE=smoke"], cwd=ROOT, capture_output=True,
+                          text=True, timeout=60).stdout
+    assert "INTRIGUING_SCALE=smoke" in plan and "jupyter lab" in plan
+    assert "--scale book" not in plan  # nothing at book scale is made first
