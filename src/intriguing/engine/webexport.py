@@ -334,9 +334,6 @@ def export(out: str | Path | None = None, *, scale: str | config.Scale | None = 
             adv = advsets.load(source, scale=sc, progress=False)
             sets[source] = adv["adversarial"][adv["success"]][:AGREEMENT_PER_SET]
     for name in names:
-        # A copy predicts only for models other than the attacked one: its own examples, made
-        # to sit on its decision boundary, are left out of its check.
-        inputs = torch.cat([x, *(v for k, v in sets.items() if k != name)])
         model = zoo.load(name, scale=sc, progress=False)
         entry = model_entry(model, name, dtype=dtype)
         file = f"{_slug(name)}.js"
@@ -344,6 +341,9 @@ def export(out: str | Path | None = None, *, scale: str | config.Scale | None = 
                             comment=f"{name} at scale {sc.name}, {dtype} weights")
         record = {"name": name, "file": file, "sizes": entry["sizes"], "bytes": size}
         if predictors:
+            # A copy predicts only for models other than the attacked one: its own examples,
+            # made to sit on its decision boundary, are left out of its check.
+            inputs = torch.cat([x, *(v for k, v in sets.items() if k != name)])
             copy = model_entry(model, name, dtype=PREDICTOR_DTYPE)
             record["predictor"] = {
                 "file": predictor_file(name), "dtype": PREDICTOR_DTYPE,
