@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 
 from intriguing.plumbing import config
+from test_packaging import pins
 
 ROOT = config.repo_root()
 
 
-def _pins(name: str) -> dict[str, str]:
-    text = (ROOT / name).read_text(encoding="utf-8")
-    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", text, re.M))
-
-
 def test_binder_pins_the_students_packages_with_cpu_only_torch():
-    binder, student = _pins("binder/requirements.txt"), _pins("requirements-student.txt")
+    binder, student = pins("binder/requirements.txt"), pins("requirements-student.txt")
     assert set(binder) == set(student)
     for name, version in student.items():
         want = f"{version}+cpu" if name in ("torch", "torchvision") else version

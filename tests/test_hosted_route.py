@@ -12,7 +12,6 @@ book scale from it.
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -22,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from intriguing.plumbing import config
+from test_packaging import pins
 
 ROOT = config.repo_root()
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(
@@ -33,12 +33,6 @@ HOSTED = ("torch", "torchvision", "numpy", "scipy", "matplotlib", "ipywidgets", 
 CHAPTERS = sorted((ROOT / "chapters").glob("*.ipynb"))
 #: The chapter executed at book scale from an installed models archive.
 BOOK_CHAPTER = "random_directions.ipynb"
-
-
-def _pins() -> dict[str, str]:
-    text = (ROOT / "requirements.txt").read_text(encoding="utf-8")
-    return {k.lower().replace("_", "-"): v
-            for k, v in re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", text, re.M)}
 
 
 def _run(cmd: list[str], cwd: Path, env: dict[str, str], timings: dict[str, float],
@@ -64,11 +58,11 @@ def test_pip_install_runs_every_chapter_in_a_fresh_environment(tmp_path, capsys)
     venv = tmp_path / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], tmp_path, dict(os.environ), timings, "venv")
     py = str(venv / "bin" / "python")
-    pins = _pins()
+    pinned = {k.lower().replace("_", "-"): v for k, v in pins("requirements.txt").items()}
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("INTRIGUING_", "PYTHONPATH", "VIRTUAL_ENV"))}
     env["OMP_NUM_THREADS"] = "1"
-    hosted = [f"{p}=={pins[p.replace('_', '-')]}" if p.replace("_", "-") in pins else p
+    hosted = [f"{p}=={pinned[p.replace('_', '-')]}" if p.replace("_", "-") in pinned else p
               for p in HOSTED]
     _run([py, "-m", "pip", "install", "--quiet", *hosted], tmp_path, env, timings,
          "hosted packages")

@@ -23,6 +23,12 @@ ROOT = config.repo_root()
 DISTRIBUTION = {"PIL": "pillow", "IPython": "ipython"}
 
 
+def pins(name: str) -> dict[str, str]:
+    """The exact pins (``name==version`` lines) of a requirements file of the repository."""
+    text = (ROOT / name).read_text(encoding="utf-8")
+    return dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$", text, re.M))
+
+
 def _pyproject() -> dict:
     return tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
 
@@ -58,10 +64,7 @@ def test_every_imported_package_is_a_declared_dependency():
 
 
 def test_the_student_requirements_pin_the_dependencies_as_requirements_txt_does():
-    full = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$",
-                           (ROOT / "requirements.txt").read_text(encoding="utf-8"), re.M))
-    light = dict(re.findall(r"^([A-Za-z0-9_.-]+)==(\S+)$",
-                            (ROOT / "requirements-student.txt").read_text(encoding="utf-8"), re.M))
+    full, light = pins("requirements.txt"), pins("requirements-student.txt")
     assert _names(_pyproject()["project"]["dependencies"]) - {"ipython"} <= set(light)
     assert {k: full.get(k) for k in light} == light  # the same versions as the tested build
     build_tools = {"jupyter-book", "nbmake", "playwright", "ruff", "pytest", "myst-nb"}
