@@ -164,10 +164,10 @@ def test_settings_by_scale():
     assert advtrain.settings_for("book") == advtrain.BOOK == advtrain.settings_for("paper")
     assert advtrain.settings_for("smoke") == advtrain.SMOKE
     assert advtrain.BOOK.model == "FC100-100-10"
-    # The book's schedule, as stated in the chapter: 10% of 5,000 examples, twice an epoch, made
+    # The book's schedule, as stated in the chapter: 10% of 5,000 examples, once an epoch, made
     # by the pool attack (4 solves in the search over c).
     assert (advtrain.BOOK.pool_size, advtrain.BOOK.refresh_fraction,
-            advtrain.BOOK.refreshes_per_epoch) == (5_000, 0.1, 2)
+            advtrain.BOOK.refreshes_per_epoch) == (5_000, 0.1, 1)
     for s in (advtrain.BOOK, advtrain.SMOKE, advtrain.SHORT_BOOK, advtrain.SHORT_SMOKE):
         assert s.attack == advtrain.POOL_ATTACK and s.attack.search_steps == 4
 

@@ -17,6 +17,7 @@ from typing import Any
 from IPython.display import Markdown
 
 from ..plumbing import claims as claims_data
+from . import scale_note
 
 #: The short label a verdict gets on a page.
 BADGE = {claims_data.REPRODUCED: "as in the paper", claims_data.DIFFERS: "differs from the paper",
@@ -45,6 +46,12 @@ def text(doc: Mapping[str, Any], *claim_ids: str, badges: bool = True) -> str:
         c = claims_data.find(doc, cid)
         mark = badge(c["verdict"]) if badges else ""
         parts.append(c["sentence"] + (f" {mark}" if mark else ""))
+        # Below book scale, a claim that reads otherwise at book scale says so (scale_note).
+        ref = scale_note.reference_claim(dict(doc), cid)
+        if ref is not None and ref["outcome"] != c["outcome"]:
+            ref_mark = badge(ref["verdict"]) if badges else ""
+            parts.append(f"*(At book scale it reads otherwise: {ref['sentence']}"
+                         + (f" {ref_mark}" if ref_mark else "") + ")*")
     return " ".join(parts)
 
 

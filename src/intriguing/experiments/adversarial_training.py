@@ -644,7 +644,7 @@ def _share_claim(rows: dict[str, Any], s: dict[str, Any]) -> list[dict[str, Any]
 #: This module's experiments (``experiments.REGISTRY`` collects them).
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("advtrain", advtrain, summarize_advtrain, "chapters/advtrain",
-               models=("FC100-100-10",), after=(), cost=620),
+               models=("FC100-100-10",), after=(), cost=390),
     Experiment("advtrain_ablations", advtrain_ablations, summarize_ablations,
-               "chapters/advtrain", models=("FC100-100-10",), after=(), cost=250),
+               "chapters/advtrain", models=("FC100-100-10",), after=(), cost=175),
 )

@@ -686,7 +686,7 @@ def summarize_noise(doc: dict[str, Any]) -> dict[str, Any]:
 EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("table1", table1, summarize_table1, "chapters/blind_spots",
                models=tuple(zoo.TABLE1),
-               after=(), cost=360),  # measured: 200 s random sets, 160 s every-target sets
+               after=(), cost=175),  # measured 173 s (2-core AMD EPYC, 2026-12-07)
     Experiment("c_sweep", c_sweep, summarize_c_sweep, "chapters/blind_spots",
                models=tuple(SWEEP_MODELS),
                after=(), cost=20),

@@ -584,5 +584,5 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                after=(), cost=20),
     Experiment("perturbation_units", perturbation_units, summarize_perturbation_units,
                "chapters/random_directions", models=PERTURBATION_MODELS,
-               after=("table1", "transfer_curves"), cost=40),
+               after=("table1", "transfer_curves"), cost=25),
 )

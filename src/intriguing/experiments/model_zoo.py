@@ -320,5 +320,5 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     Experiment("model_zoo", model_zoo, summarize_model_zoo, "chapters/model_zoo",
                models=tuple(zoo.ALL), cost=5),
     Experiment("model_selection", model_selection, summarize_model_selection,
-               "chapters/model_zoo", models=(), cost=250),
+               "chapters/model_zoo", models=(), cost=220),
 )

@@ -1070,11 +1070,11 @@ EXPERIMENTS: tuple[Experiment, ...] = (
                after=("table1",), cost=15),
     Experiment("table3", table3, summarize_table3, "chapters/transferability",
                models=tuple(zoo.TABLE3),
-               after=(), cost=40),
+               after=(), cost=75),
     Experiment("table4", table4, summarize_table4, "chapters/transferability",
                models=tuple(zoo.TABLE3),
                after=("table3",), cost=10),
     Experiment("transfer_curves", transfer_curves, summarize_transfer_curves,
                "chapters/transferability", models=tuple(zoo.TABLE1),
-               after=("table2",), cost=90),
+               after=("table2",), cost=75),
 )

@@ -48,6 +48,19 @@ class Scale:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    def describe(self) -> str:
+        """The scale in words, for a page's scale note: training images, epochs, test images,
+        attacked images."""
+        train = "all 60,000" if self.train_limit is None else f"the first {self.train_limit:,}"
+        epochs = ("each model's full schedule" if self.epoch_factor == 1
+                  else f"{self.epoch_factor:.0%} of each model's epochs")
+        test = ("all 10,000 test images" if self.test_limit is None
+                else f"the first {self.test_limit:,} test images")
+        split = {"train": "training", "test": "test"}[self.attack_split]
+        attacked = (f"every {split} image" if self.attack_limit is None
+                    else f"the first {self.attack_limit:,} {split} images")
+        return f"{train} training images, {epochs}, {test}, {attacked} attacked for Tables 1-2"
+
 
 SCALES: dict[str, Scale] = {
     "smoke": Scale("smoke", train_limit=2000, test_limit=500, epoch_factor=0.1,
