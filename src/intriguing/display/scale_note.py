@@ -121,8 +121,8 @@ def note_text(*names: str, scale: str | config.Scale | None = None) -> str | Non
                      f"otherwise" + (":" if differ else "."))
     text = "\n>\n> ".join(parts)
     for r in differ:
-        text += (f"\n> - `{r['id']}` ({r['file']}): here, {r['sentence']} At book scale, "
-                 f"{r['ref_sentence']}")
+        text += (f"\n> - `{r['id']}` ({r['file']}). *Here:* {r['sentence']} "
+                 f"*At book scale:* {r['ref_sentence']}")
     return text
 
 

@@ -159,7 +159,7 @@ REASONS: tuple[Reason, ...] = (
 
 #: Replaces every reason when the results come from a scale that is not meant to match the paper.
 SCALE_REASONS: dict[str, str] = {
-    "smoke": "Smoke scale (2,000 training images, a tenth of the epochs): a check that the "
+    "smoke": "Smoke scale (10,000 training images, half the epochs): a check that the "
              "code runs, not a reproduction.",
 }
 

@@ -210,7 +210,7 @@ def variants_for(scale: str | config.Scale | None = None) -> dict[str, AdvTrainS
 #: 10% refreshed once an epoch (as ``BOOK``), 50 pool examples beside every 100 clean images.
 SHORT_BOOK = AdvTrainSettings(pool_size=2000, refreshes_per_epoch=1, epochs=8,
                               attack=POOL_ATTACK)
-#: The same at smoke scale: 3 epochs of the 2,000 smoke images, a 100-example pool.
+#: The same at smoke scale: 3 epochs of the 10,000 smoke images, a 100-example pool.
 SHORT_SMOKE = AdvTrainSettings(pool_size=100, refresh_fraction=0.25, adv_per_step=20, epochs=3,
                                attack=POOL_ATTACK)
 
