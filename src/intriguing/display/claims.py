@@ -47,7 +47,7 @@ def text(doc: Mapping[str, Any], *claim_ids: str, badges: bool = True) -> str:
         mark = badge(c["verdict"]) if badges else ""
         parts.append(c["sentence"] + (f" {mark}" if mark else ""))
         # Below book scale, a claim that reads otherwise at book scale says so (scale_note).
-        ref = scale_note.reference_claim(dict(doc), cid)
+        ref = scale_note.reference_claim(doc, cid)
         if ref is not None and ref["outcome"] != c["outcome"]:
             ref_mark = badge(ref["verdict"]) if badges else ""
             parts.append(f"*(At book scale it reads otherwise: {ref['sentence']}"

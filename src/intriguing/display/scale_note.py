@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -48,7 +49,7 @@ def _checked(names: tuple[str, ...]) -> list[str]:
     return [checks.one_of("names", name, known) for name in names]
 
 
-def reference_claim(doc: dict[str, Any], claim_id: str) -> dict[str, Any] | None:
+def reference_claim(doc: Mapping[str, Any], claim_id: str) -> dict[str, Any] | None:
     """The claim ``claim_id`` of the same results file at book scale, or None where that file
     is not on this machine, holds no such claim, or ``doc`` is itself at book scale."""
     scale = doc.get("scale")
