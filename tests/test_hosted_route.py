@@ -87,6 +87,8 @@ def test_pip_install_runs_every_chapter_in_a_fresh_environment(tmp_path, capsys)
         _run([py, str(work / "execute.py"), str(nb), str(work)], work, smoke, timings,
              f"chapter {nb.stem} (smoke)")
     archive = os.environ.get("INTRIGUING_MODELS_ARCHIVE")
+    if archive and "://" not in archive:  # a path is read from where pytest was started
+        archive = str(Path(archive).resolve())
     if archive:
         _run([py, "-m", "intriguing", "models", "install", archive], work, env, timings,
              "models install")
