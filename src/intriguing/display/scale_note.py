@@ -12,9 +12,7 @@ nothing. Everything it prints is computed from ``data/results/*.json``.
 from __future__ import annotations
 
 import html
-import json
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from IPython.display import Markdown
@@ -35,7 +33,7 @@ def _doc(name: str, scale: config.Scale) -> dict[str, Any] | None:
     except FileNotFoundError:
         return None
     if key not in _READ:
-        _READ[key] = json.loads(Path(p).read_text(encoding="utf-8"))
+        _READ[key] = results.read(name, scale)
     return _READ[key]
 
 
@@ -67,18 +65,15 @@ def compare(names: list[str] | tuple[str, ...], scale: str | config.Scale | None
 
     Returns:
         ``scale`` and ``reference`` (names); ``rows``: one per claim found at ``scale``, with
-        ``file``, ``id``, ``outcome``, ``sentence``, ``verdict``, and ``ref_outcome``,
-        ``ref_sentence``, ``ref_verdict`` (None where the reference lacks the file or claim),
-        ``same`` (the two outcomes agree; None when there is nothing to compare);
-        ``missing``: files not made at ``scale``; ``missing_reference``: files made at ``scale``
-        but not at ``reference``.
+        ``file``, ``id``, ``sentence``, ``ref_sentence`` (None where the reference lacks the
+        file or claim) and ``same`` (the two outcomes agree; None when there is nothing to
+        compare); ``missing_reference``: files made at ``scale`` but not at ``reference``.
     """
     sc, ref_sc = config.get_scale(scale), config.get_scale(reference)
-    rows, missing, missing_ref = [], [], []
+    rows, missing_ref = [], []
     for name in names:
         doc = _doc(name, sc)
         if doc is None:
-            missing.append(name)
             continue
         ref = _doc(name, ref_sc)
         if ref is None:
@@ -86,12 +81,10 @@ def compare(names: list[str] | tuple[str, ...], scale: str | config.Scale | None
         held = {c["id"]: c for c in (ref or {}).get("claims") or []}
         for c in doc.get("claims") or []:
             r = held.get(c["id"])
-            rows.append({"file": name, "id": c["id"], "outcome": c["outcome"],
-                         "sentence": c["sentence"], "verdict": c["verdict"],
-                         "ref_outcome": r and r["outcome"], "ref_sentence": r and r["sentence"],
-                         "ref_verdict": r and r["verdict"],
+            rows.append({"file": name, "id": c["id"], "sentence": c["sentence"],
+                         "ref_sentence": r and r["sentence"],
                          "same": None if r is None else r["outcome"] == c["outcome"]})
-    return {"scale": sc.name, "reference": ref_sc.name, "rows": rows, "missing": missing,
+    return {"scale": sc.name, "reference": ref_sc.name, "rows": rows,
             "missing_reference": missing_ref}
 
 
